@@ -26,6 +26,57 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_value(text: str):
+    import json
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _search(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from egs import profiles
+    from egs.search import search
+
+    overrides = {"M": args.M, "lam": args.lam, "mode": args.mode, "epochs": args.epochs,
+                 "seed": args.seed, "cost": args.cost, "device": args.device}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise EGSError(f"--set {item!r} must look like KEY=VALUE, e.g. --set batch_size=32.")
+        overrides[key] = _parse_value(value)
+    cfg = profiles.settings("search", args.profile, **overrides)
+    run_dir = args.run_dir or f"runs/search-{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        summary = search(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+    except KeyboardInterrupt as stop:
+        print(f"egs: {stop or 'interrupted'}", file=sys.stderr)
+        return 130
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _derive(args: argparse.Namespace) -> int:
+    from egs.genotype import save_genotype
+    from egs.search import derive
+    genotype = derive(args.run_dir, args.method, args.seed)
+    print(genotype)
+    if args.out:
+        save_genotype(genotype, args.out)
+        print(f"written to {args.out}")
+    if args.render:
+        from pathlib import Path
+
+        from egs.diagram import render_cell
+        for kind, cell in genotype.cells().items():
+            for path in render_cell(cell, Path(args.render) / f"{kind}_cell"):
+                print(f"drawn {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m egs", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -44,6 +95,30 @@ def build_parser() -> argparse.ArgumentParser:
     s = actions.add_parser("status", help="list datasets and whether they are present")
     s.add_argument("--data-dir", metavar="DIR")
     d.set_defaults(run=_data)
+
+    se = commands.add_parser("search", help="architecture search on CIFAR-10 with EGS")
+    se.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"], help="sizes (default: cpu)")
+    se.add_argument("--run-dir", help="run directory (default: runs/search-PROFILE-TIMESTAMP)")
+    se.add_argument("--resume", action="store_true", help="continue the run in --run-dir exactly")
+    se.add_argument("--M", type=int, help="ensemble size (paper: 7)")
+    se.add_argument("--lambda", dest="lam", type=float, help="weight of softmax(alpha) in p (paper: 0.5)")
+    se.add_argument("--mode", choices=["joint", "bilevel"], help="joint (Eq. 9, default) or bilevel")
+    se.add_argument("--cost", choices=["flops", "params", "latency"], help="efficiency credit cost")
+    se.add_argument("--epochs", type=int)
+    se.add_argument("--seed", type=int)
+    se.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
+    se.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="any other setting of egs.profiles.SearchSettings, e.g. --set batch_size=32")
+    se.add_argument("--no-progress", action="store_true", help="no progress bars")
+    se.set_defaults(run=_search)
+
+    de = commands.add_parser("derive", help="the genotype of a search run (most probable or sampled)")
+    de.add_argument("run_dir", help="a search run directory")
+    de.add_argument("--method", default="most_probable", choices=["most_probable", "sample"])
+    de.add_argument("--seed", type=int, default=0, help="seed for --method sample")
+    de.add_argument("--out", help="write the genotype JSON here")
+    de.add_argument("--render", metavar="DIR", help="draw the cells (SVG, PNG) into DIR")
+    de.set_defaults(run=_derive)
     return parser
 
 

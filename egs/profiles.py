@@ -24,7 +24,55 @@ class SamplingSettings:
     count_samples: int = 0  # Monte-Carlo draws used to count the distinct codes seen (Prop. 3)
 
 
+@dataclass(frozen=True)
+class SearchSettings:
+    """CIFAR-10 cell search (Sec. 4.1.1). ``paper`` is DARTS's search recipe, which the paper inherits.
+
+    The temperature is not given by the paper; we keep tau = 1 (a geometric schedule from
+    ``tau_start`` to ``tau_end`` is available). ``train_size``/``val_size`` of 0 use the whole
+    25,000-image halves of the CIFAR-10 training set.
+    """
+
+    epochs: int = 50
+    batch_size: int = 64
+    C: int = 16
+    layers: int = 8
+    image_size: int = 32
+    train_size: int = 0
+    val_size: int = 0
+    M: int = 7
+    lam: float = 0.5
+    tau_start: float = 1.0
+    tau_end: float = 1.0
+    mode: str = "joint"  # "joint" (Eq. 9) or "bilevel" (first-order DARTS)
+    cost: str = "flops"  # efficiency credit: "flops", "params" or "latency"
+    credit_beta: float = 1.0
+    lr: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    arch_lr: float = 3e-4
+    arch_beta1: float = 0.5
+    arch_beta2: float = 0.999
+    arch_weight_decay: float = 1e-3
+    grad_clip: float = 5.0
+    seed: int = 0
+    log_every: int = 50
+    device: str = "auto"
+
+
 _SETTINGS: dict[str, dict[str, Any]] = {
+    "search": {
+        "smoke": SearchSettings(epochs=2, batch_size=8, C=4, layers=3, image_size=8, train_size=48,
+                                val_size=32, log_every=2),
+        # Sized for a 2-core laptop (about 10 minutes): 16x16 images, 5,000 search-train and 2,000
+        # search-val images, a 5-cell network with 8 initial channels, 10 epochs (1,560 steps,
+        # 12x fewer than the paper's search), so the architecture learning rate is 10x the paper's
+        # for the logits to move as far; everything else as in the paper.
+        "cpu": SearchSettings(epochs=10, batch_size=32, C=8, layers=5, image_size=16, train_size=5000,
+                              val_size=2000, arch_lr=3e-3, log_every=25),
+        "paper": SearchSettings(),
+    },
     "sampling": {
         "smoke": SamplingSettings(mc_samples=4_000, count_samples=2_000),
         "cpu": SamplingSettings(mc_samples=200_000, count_samples=100_000),

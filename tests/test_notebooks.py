@@ -19,6 +19,12 @@ EXPECTED = {
         "tables": ["01_fig1_codes.csv", "01_prop2_inclusion.csv", "01_prop3_num_codes.csv",
                    "01_num_active_ops.csv"],
     },
+    "02_cifar10_search": {
+        "figures": ["02_search_curves.png", "02_p_evolution.png", "fig3a_normal_cell.png",
+                    "fig3a_normal_cell.svg", "fig3b_reduction_cell.png"],
+        "tables": ["02_search_summary.csv"],
+        "outputs": {"run_dir": "run", "genotype_out": "genotype.json"},
+    },
 }
 
 
@@ -39,14 +45,17 @@ def test_notebooks_are_committed_clean_and_parameterised():
 def test_notebook_runs_at_smoke(path, tmp_path, data_root, monkeypatch):
     monkeypatch.setenv("EGS_DATA_DIR", str(data_root))
     figures, tables = tmp_path / "figures", tmp_path / "tables"
+    outputs = {k: str(tmp_path / v) for k, v in EXPECTED[path.stem].get("outputs", {}).items()}
     papermill.execute_notebook(str(path), str(tmp_path / path.name), cwd=str(path.parent),
                                parameters={"profile": "smoke", "figures_dir": str(figures),
-                                           "tables_dir": str(tables)},
+                                           "tables_dir": str(tables), **outputs},
                                kernel_name="python3", progress_bar=False)
     for name in EXPECTED[path.stem]["figures"]:
         assert (figures / name).stat().st_size > 1000, name
     for name in EXPECTED[path.stem]["tables"]:
         assert (tables / name).is_file(), name
+    for name in EXPECTED[path.stem].get("outputs", {}).values():
+        assert (tmp_path / name).exists(), name
 
 
 def test_notebook01_figure1_numbers(tmp_path):

@@ -1,0 +1,81 @@
+"""Efficiency credits ``l`` of Eq. 5: the cost of every op on every edge, turned into a distribution.
+
+The paper mixes the effectiveness credit ``h = softmax(alpha)`` with an efficiency credit ``l``
+derived from each op's resource cost, ``p = lambda * h + (1 - lambda) * l`` (Eq. 5), but does not
+define ``l`` precisely. Our choice, documented here and in notebook 02:
+
+* **Cost of an op on an edge** (``metric``): multiply-accumulates (``"flops"``, analytic, the
+  default), learnable parameters (``"params"``), or forward latency measured on the running device
+  (``"latency"``, median of repeated timings; this makes a search depend on machine timing). All
+  cells of one type share one code, so the cost of a bit is summed over every cell of that type, at
+  each cell's own channel count and resolution.
+* **Cost to credit**: per edge, ``l = softmax(-beta * c / max_k c)``. Costs are divided by the
+  edge's most expensive op so the credit does not depend on units or network size; the zero op
+  (cost 0) gets the largest credit, the most expensive op a credit ``exp(-beta)`` times smaller.
+  ``beta`` (default 1) sets how strongly the resource term favours cheap ops.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from egs.cnn import Network
+from egs.errors import EGSError
+from egs.ops import CONV_OPS, ZERO, conv_op_flops, conv_op_params
+
+COST_METRICS = ("flops", "params", "latency")
+
+
+def edge_costs(net: Network, metric: str = "flops", image_size: int = 32, batch_size: int = 8,
+               repeats: int = 5) -> dict[str, torch.Tensor]:
+    """Cost (E, K) of each op on each edge, summed over the cells of each type ("normal", "reduce")."""
+    if metric not in COST_METRICS:
+        raise EGSError(f"unknown cost metric {metric!r}; choose one of {', '.join(COST_METRICS)}.")
+    device = next(net.parameters()).device
+    E, K = len(net.cells[0].edges), len(CONV_OPS)
+    costs = {"normal": torch.zeros(E, K, dtype=torch.float64), "reduce": torch.zeros(E, K, dtype=torch.float64)}
+    H = image_size
+    for cell in net.cells:
+        kind = "reduce" if cell.reduction else "normal"
+        for e, (i, _) in enumerate(cell.edges):
+            stride = 2 if cell.reduction and i < 2 else 1
+            H_in = H if stride == 2 or not cell.reduction else -(-H // 2)
+            for k, name in enumerate(CONV_OPS):
+                if name == ZERO:
+                    continue
+                if metric == "flops":
+                    cost = conv_op_flops(name, cell.C, H_in, H_in, stride)
+                elif metric == "params":
+                    cost = conv_op_params(name, cell.C, stride, affine=True)
+                else:
+                    cost = _latency(cell.ops[e][name], (batch_size, cell.C, H_in, H_in), device, repeats)
+                costs[kind][e, k] += cost
+        H = -(-H // 2) if cell.reduction else H
+    return costs
+
+
+@torch.no_grad()
+def _latency(op: torch.nn.Module, shape: tuple[int, ...], device: torch.device, repeats: int) -> float:
+    x = torch.randn(shape, device=device)
+    was_training = op.training
+    op.eval()
+    times = []
+    for _ in range(repeats + 1):  # the first run warms up
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        op(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    op.train(was_training)
+    return float(torch.tensor(times[1:]).median())
+
+
+def credit_from_cost(cost: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """Efficiency credit ``l = softmax(-beta * c / max_k c)`` per edge (rows of ``cost``)."""
+    if not beta >= 0:
+        raise EGSError(f"credit beta={beta!r} must be >= 0 (0 makes l uniform).")
+    scale = cost.amax(dim=-1, keepdim=True).clamp_min(torch.finfo(cost.dtype).tiny)
+    return torch.softmax(-beta * cost / scale, dim=-1)
