@@ -12,13 +12,15 @@ TORCH_SPEC  ?= torch==2.14.1 torchvision==0.29.1
 EGS_DATA_MIRROR ?= $(firstword $(wildcard ../shared/data))
 export EGS_DATA_MIRROR
 
-NOTEBOOKS   := notebooks/01_sampling_distribution.ipynb
+NOTEBOOKS   := notebooks/01_sampling_distribution.ipynb notebooks/02_cifar10_search.ipynb \
+               notebooks/03_cifar10_evaluation.ipynb notebooks/04_imagenet_transfer.ipynb
 
-.PHONY: help venv data reproduce test lab clean
+.PHONY: help venv data reproduce test bench lab clean
 help:
 	@echo "make reproduce   create the venv, get the data, run every notebook at PROFILE=$(PROFILE)"
 	@echo "make test        run the test suite (pytest; notebooks at the smoke profile)"
 	@echo "make data        fetch CIFAR-10, PTB and WikiText-2 into data/ (mirror: EGS_DATA_MIRROR)"
+	@echo "make bench       speed/memory ratios of the EGS search step vs a dense DARTS step"
 	@echo "make lab         open JupyterLab on notebooks/"
 
 venv: $(VENV)/.installed
@@ -43,6 +45,9 @@ reproduce: venv data
 
 test: venv
 	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) benchmarks/search_step.py
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks/

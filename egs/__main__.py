@@ -26,16 +26,34 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_value(text: str):
+def _settings_from(items: list[str] | None) -> dict:
+    """``--set KEY=VALUE`` items as a dict; values are read as JSON when they parse (numbers, bools)."""
+    import json
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise EGSError(f"--set {item!r} must look like KEY=VALUE, e.g. --set batch_size=32.")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _report(run) -> int:
+    """Run a search or training; print its summary, or the interruption notice (exit 130)."""
     import json
     try:
-        return json.loads(text)
-    except ValueError:
-        return text
+        summary = run()
+    except KeyboardInterrupt as stop:
+        print(f"egs: {stop or 'interrupted'}", file=sys.stderr)
+        return 130
+    print(json.dumps(summary, indent=2))
+    return 0
 
 
 def _search(args: argparse.Namespace) -> int:
-    import json
     import time
 
     from egs import profiles
@@ -43,20 +61,10 @@ def _search(args: argparse.Namespace) -> int:
 
     overrides = {"M": args.M, "lam": args.lam, "mode": args.mode, "epochs": args.epochs,
                  "seed": args.seed, "cost": args.cost, "device": args.device}
-    for item in args.set or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise EGSError(f"--set {item!r} must look like KEY=VALUE, e.g. --set batch_size=32.")
-        overrides[key] = _parse_value(value)
+    overrides.update(_settings_from(args.set))
     cfg = profiles.settings("search", args.profile, **overrides)
     run_dir = args.run_dir or f"runs/search-{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
-    try:
-        summary = search(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
-    except KeyboardInterrupt as stop:
-        print(f"egs: {stop or 'interrupted'}", file=sys.stderr)
-        return 130
-    print(json.dumps(summary, indent=2))
-    return 0
+    return _report(lambda: search(cfg, run_dir, resume=args.resume, progress=not args.no_progress))
 
 
 def _derive(args: argparse.Namespace) -> int:
@@ -75,6 +83,34 @@ def _derive(args: argparse.Namespace) -> int:
             for path in render_cell(cell, Path(args.render) / f"{kind}_cell"):
                 print(f"drawn {path}")
     return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    import time
+
+    from egs import profiles
+    from egs.train import resolve_genotype, train
+
+    experiment = "train_imagenet" if args.dataset == "imagenet" else "train_cifar"
+    overrides = {"epochs": args.epochs, "seed": args.seed, "device": args.device}
+    overrides.update(_settings_from(args.set))
+    cfg = profiles.settings(experiment, args.profile, **overrides)
+    genotype = resolve_genotype(args.genotype, seed=cfg.seed)
+    run_dir = args.run_dir or f"runs/train-{args.dataset}-{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return _report(lambda: train(cfg, genotype, run_dir, resume=args.resume, progress=not args.no_progress))
+
+
+def _add_run_arguments(p: argparse.ArgumentParser, default_dir: str, settings: str, example: str) -> None:
+    """The options every search or training run takes."""
+    p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"], help="sizes (default: cpu)")
+    p.add_argument("--run-dir", help=f"run directory (default: runs/{default_dir})")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir exactly")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help=f"any other setting of egs.profiles.{settings}, e.g. --set {example}")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,20 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(run=_data)
 
     se = commands.add_parser("search", help="architecture search on CIFAR-10 with EGS")
-    se.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"], help="sizes (default: cpu)")
-    se.add_argument("--run-dir", help="run directory (default: runs/search-PROFILE-TIMESTAMP)")
-    se.add_argument("--resume", action="store_true", help="continue the run in --run-dir exactly")
     se.add_argument("--M", type=int, help="ensemble size (paper: 7)")
     se.add_argument("--lambda", dest="lam", type=float, help="weight of softmax(alpha) in p (paper: 0.5)")
     se.add_argument("--mode", choices=["joint", "bilevel"], help="joint (Eq. 9, default) or bilevel")
     se.add_argument("--cost", choices=["flops", "params", "latency"], help="efficiency credit cost")
-    se.add_argument("--epochs", type=int)
-    se.add_argument("--seed", type=int)
-    se.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
-    se.add_argument("--set", action="append", metavar="KEY=VALUE",
-                    help="any other setting of egs.profiles.SearchSettings, e.g. --set batch_size=32")
-    se.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_run_arguments(se, "search-PROFILE-TIMESTAMP", "SearchSettings", "batch_size=32")
     se.set_defaults(run=_search)
+
+    tr = commands.add_parser("train", help="train a genotype from scratch (CIFAR-10 or ImageNet)")
+    tr.add_argument("genotype", help="genotype JSON path, DARTS_V1, DARTS_V2 or random")
+    tr.add_argument("--dataset", default="cifar10", choices=["cifar10", "imagenet"])
+    _add_run_arguments(tr, "train-DATASET-PROFILE-TIMESTAMP", "TrainSettings", "drop_path=0.3")
+    tr.set_defaults(run=_train)
 
     de = commands.add_parser("derive", help="the genotype of a search run (most probable or sampled)")
     de.add_argument("run_dir", help="a search run directory")

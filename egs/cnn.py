@@ -5,7 +5,13 @@ One code path serves every conv network of the project:
 * the **search supernet** (every op of ``CONV_OPS`` instantiated on every edge; which ones run is
   decided per forward pass by the sampled binary codes), and
 * the **fixed network** built from a :class:`~egs.genotype.Genotype` (only the genotype's ops exist):
-  the evaluation network, and the "fixed child" a sampled code describes.
+  the CIFAR evaluation network (:class:`Network`), the ImageNet mobile network
+  (:class:`NetworkImageNet`), and the "fixed child" a sampled code describes.
+
+Evaluation networks follow DARTS (quark0/darts, cnn/model.py) layer for layer, so a DARTS genotype
+gives DARTS's parameter count: optional auxiliary head on cell ``2 * layers // 3`` (acts only in
+training: ``net(x, with_aux=True)`` returns ``(logits, aux_logits or None)``) and drop-path on
+non-identity ops in training (``net.drop_prob``, ramped by the training loop).
 
 A cell has two input nodes (outputs of cells k-2 and k-1, each preprocessed to C channels),
 ``n_nodes - 2`` intermediate nodes and an output that concatenates ``concat`` along channels.
@@ -26,6 +32,7 @@ channels (zeros), so a network's shape never depends on the sampled code.
 """
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Mapping, Sequence
 
 import torch
@@ -117,57 +124,197 @@ def reduction_layers(layers: int) -> tuple[int, ...]:
     return (layers // 3, 2 * layers // 3)
 
 
-class Network(nn.Module):
-    """Stem, ``layers`` cells (channels doubled at each reduction), global pooling, classifier.
+def auxiliary_layer(layers: int) -> int:
+    """Index of the cell whose output feeds the auxiliary head: the second reduction cell (DARTS)."""
+    return 2 * layers // 3
 
-    ``genotype=None`` builds the search supernet (every op on every edge, BN without affine, BN
-    after pooling, as in DARTS's search network); a genotype builds the fixed network of its ops.
+
+def _check_count(value: object, what: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise EGSError(f"{what}={value!r} must be an integer >= {minimum}.")
+    return int(value)
+
+
+class AuxiliaryHead(nn.Module):
+    """DARTS's auxiliary classifier tower, fed by the output of cell ``2 * layers // 3``.
+
+    ReLU -> AvgPool 5x5 (stride ``pool_stride``, no padding, padding not counted) -> 1x1 conv C->128
+    -> BN -> ReLU -> 2x2 conv 128->768 -> [BN] -> ReLU -> Linear 768->classes. The pool must leave a
+    2x2 map: CIFAR's 8x8 map with stride 3, ImageNet's 7x7 map with stride 2. DARTS's ImageNet head
+    has no BN after the 2x2 conv (``final_bn=False``; quark0/darts cnn/model.py, as in its paper runs).
     """
 
-    def __init__(self, C: int, num_classes: int, layers: int, genotype: Genotype | None = None,
-                 stem_multiplier: int = 3, affine: bool | None = None, n_nodes: int = N_NODES) -> None:
+    def __init__(self, C: int, num_classes: int, pool_stride: int = 3, final_bn: bool = True) -> None:
         super().__init__()
-        if layers < 3:
-            raise EGSError(f"layers={layers} is too shallow: a conv network needs >= 3 cells "
-                           "(two of them are reduction cells).")
-        if genotype is not None and genotype.space != "conv":
-            raise EGSError(f"a conv network needs a conv genotype, got space {genotype.space!r}.")
+        self.pool_stride = pool_stride
+        layers: list[nn.Module] = [
+            nn.ReLU(inplace=False),  # its input is also the next cells' input: never modify it in place
+            nn.AvgPool2d(5, stride=pool_stride, padding=0, count_include_pad=False),
+            nn.Conv2d(C, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False)]
+        self.features = nn.Sequential(*layers, *([nn.BatchNorm2d(768)] if final_bn else []),
+                                      nn.ReLU(inplace=True))
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        H, W = x.shape[-2:]
+        if min(H, W) < 5 or ((H - 5) // self.pool_stride, (W - 5) // self.pool_stride) != (1, 1):
+            raise EGSError(f"the auxiliary head got a {H}x{W} feature map but needs one that pools to 2x2 "
+                           "(8x8 for CIFAR, 7x7 for ImageNet): feed 32x32 (CIFAR) or 224x224 (ImageNet) "
+                           "images, or build the network with auxiliary=False.")
+        return self.classifier(self.features(x).flatten(1))
+
+
+class _CellNetwork(nn.Module):
+    """Cells over a stem, global pooling, a linear classifier and an optional auxiliary head.
+
+    ``net(x)`` returns the logits. ``net(x, with_aux=True)`` returns ``(logits, aux_logits)`` where
+    ``aux_logits`` is None unless the network has an auxiliary head *and* is in training mode: the
+    head never acts in evaluation. Drop-path (``drop_prob``, set by the training loop) likewise
+    acts only in training.
+    """
+
+    def stem_states(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two inputs (s0, s1) of the first cell."""
+        raise NotImplementedError
+
+    def _build_cells(self, C: int, layers: int, genotype: Genotype | None, C_pp: int, C_p: int,
+                     reduction_prev: bool, affine: bool, n_nodes: int) -> tuple[int, int]:
+        """Create ``self.cells``; return the channels into the auxiliary head and out of the last cell."""
         self.search = genotype is None
-        affine = (not self.search) if affine is None else affine
         full = {e: CONV_OPS for e in cell_edges(n_nodes)}
         cells = {"normal": (full, tuple(range(2, n_nodes))), "reduce": (full, tuple(range(2, n_nodes)))}
         if genotype is not None:
             for kind, cell in genotype.cells().items():
                 if cell.n_nodes != n_nodes:
-                    raise EGSError(f"the {kind} cell has {cell.n_nodes} nodes, the network expects {n_nodes}.")
+                    raise EGSError(f"the {kind} cell has {cell.n_nodes} nodes, the network expects "
+                                   f"{n_nodes}; pass n_nodes={cell.n_nodes}.")
                 cells[kind] = (dict(cell.edges), cell.concat)
-        C_curr = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(3, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
-        C_pp, C_p, C_curr = C_curr, C_curr, C
         self.cells = nn.ModuleList()
-        reduction_prev = False
+        self.aux_layer = auxiliary_layer(layers)
+        C_curr, C_aux = C, C_p
         for layer in range(layers):
             reduction = layer in reduction_layers(layers)
             C_curr = C_curr * 2 if reduction else C_curr
             edge_ops, concat = cells["reduce" if reduction else "normal"]
-            cell = Cell(edge_ops, concat, C_pp, C_p, C_curr, reduction, reduction_prev, affine,
-                        self.search, n_nodes)
-            self.cells.append(cell)
+            self.cells.append(Cell(edge_ops, concat, C_pp, C_p, C_curr, reduction, reduction_prev,
+                                   affine, self.search, n_nodes))
             reduction_prev = reduction
             C_pp, C_p = C_p, len(concat) * C_curr
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(C_p, num_classes)
-        self.drop_prob = 0.0
+            C_aux = C_p if layer == self.aux_layer else C_aux
+        self._drop_prob = 0.0
+        return C_aux, C_p
+
+    @property
+    def drop_prob(self) -> float:
+        """Drop-path probability of non-identity ops in training (DARTS: 0.2 * epoch / epochs)."""
+        return self._drop_prob
+
+    @drop_prob.setter
+    def drop_prob(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= value < 1.0:
+            raise EGSError(f"drop_prob={value!r} must lie in [0, 1) (DARTS ramps it from 0 to 0.2).")
+        self._drop_prob = float(value)
 
     def forward(self, x: torch.Tensor, weights: Mapping[str, torch.Tensor] | None = None,
-                active: Mapping[str, Sequence[Sequence[str]]] | None = None) -> torch.Tensor:
-        """Logits for images ``x``; ``weights``/``active`` per cell type ("normal", "reduce")."""
-        s0 = s1 = self.stem(x)
-        for cell in self.cells:
+                active: Mapping[str, Sequence[Sequence[str]]] | None = None, *,
+                with_aux: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits for images ``x`` (``(logits, aux_logits)`` with ``with_aux``; see the class doc).
+
+        ``weights``/``active`` give, per cell type ("normal", "reduce"), the code values and the ops
+        to run (search supernet); None runs every op the cells hold, unweighted.
+        """
+        head = self.auxiliary_head if with_aux and self.training else None
+        aux = None
+        s0, s1 = self.stem_states(x)
+        for layer, cell in enumerate(self.cells):
             kind = "reduce" if cell.reduction else "normal"
             s0, s1 = s1, cell(s0, s1, None if weights is None else weights[kind],
-                              None if active is None else active[kind], self.drop_prob)
-        return self.classifier(self.global_pooling(s1).flatten(1))
+                              None if active is None else active[kind], self._drop_prob)
+            if head is not None and layer == self.aux_layer:
+                aux = head(s1)
+        logits = self.classifier(self.global_pooling(s1).flatten(1))
+        return (logits, aux) if with_aux else logits
+
+
+class Network(_CellNetwork):
+    """The CIFAR network: 3x3 conv stem, ``layers`` cells (channels doubled at each reduction), global
+    average pooling, classifier; with ``auxiliary=True`` DARTS's CIFAR auxiliary head.
+
+    ``genotype=None`` builds the search supernet (every op on every edge, BN without affine, BN
+    after pooling, as in DARTS's search network); a genotype builds the fixed network of its ops
+    (DARTS NetworkCIFAR: same parameter count).
+    """
+
+    def __init__(self, C: int, num_classes: int, layers: int, genotype: Genotype | None = None,
+                 stem_multiplier: int = 3, affine: bool | None = None, n_nodes: int = N_NODES,
+                 auxiliary: bool = False) -> None:
+        super().__init__()
+        _check_args(C, num_classes, layers, genotype)
+        if auxiliary and genotype is None:
+            raise EGSError("auxiliary=True needs a genotype: the auxiliary head belongs to evaluation "
+                           "networks, not to the search supernet; pass a genotype or auxiliary=False.")
+        affine = (genotype is not None) if affine is None else affine
+        C_stem = stem_multiplier * C
+        self.stem = nn.Sequential(nn.Conv2d(3, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem))
+        C_aux, C_out = self._build_cells(C, layers, genotype, C_stem, C_stem, False, affine, n_nodes)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_out, num_classes)
+        self.auxiliary_head = AuxiliaryHead(C_aux, num_classes, 3, True) if auxiliary else None
+
+    def stem_states(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.stem(x)
+        return s, s
+
+
+class NetworkImageNet(_CellNetwork):
+    """DARTS's ImageNet mobile network (224x224 inputs; paper: 14 cells, C = 48, < 600M multiply-adds).
+
+    stem0 = conv 3->C/2 3x3 s2, BN, ReLU, conv C/2->C 3x3 s2, BN (56x56); stem1 = ReLU, conv C->C
+    3x3 s2, BN (28x28). The first cell reads stem0 through a FactorizedReduce (as after a reduction);
+    reductions at 1/3 and 2/3 of the depth; global average pooling, classifier; ``auxiliary=True``
+    adds DARTS's ImageNet auxiliary head on the 7x7 output of cell ``2 * layers // 3``.
+
+    Decision: DARTS pools with AvgPool2d(7), which equals global pooling on the 7x7 map of a 224 px
+    image; global pooling also serves the small images of the smoke/cpu profiles (any size >= 32).
+    """
+
+    def __init__(self, C: int, num_classes: int, layers: int, genotype: Genotype,
+                 auxiliary: bool = False, n_nodes: int = N_NODES) -> None:
+        super().__init__()
+        _check_args(C, num_classes, layers, genotype)
+        if genotype is None:
+            raise EGSError("NetworkImageNet needs a genotype (it is an evaluation network); pass one, "
+                           "e.g. egs.genotype.DARTS_V2.")
+        if C % 2:
+            raise EGSError(f"C={C} is odd: the ImageNet stem starts with C/2 channels; use an even C "
+                           "(the paper uses 48).")
+        self.stem0 = nn.Sequential(
+            nn.Conv2d(3, C // 2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C // 2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
+        self.stem1 = nn.Sequential(  # s0 also feeds the first cell: the ReLU must not work in place
+            nn.ReLU(inplace=False), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
+        C_aux, C_out = self._build_cells(C, layers, genotype, C, C, True, True, n_nodes)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)  # DARTS's AvgPool2d(7) on the 7x7 map of 224 px
+        self.classifier = nn.Linear(C_out, num_classes)
+        self.auxiliary_head = AuxiliaryHead(C_aux, num_classes, 2, False) if auxiliary else None
+
+    def stem_states(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s0 = self.stem0(x)
+        return s0, self.stem1(s0)
+
+
+def _check_args(C: object, num_classes: object, layers: object, genotype: Genotype | None) -> None:
+    _check_count(C, "C")
+    _check_count(num_classes, "num_classes")
+    if isinstance(layers, bool) or not isinstance(layers, Integral) or layers < 3:
+        raise EGSError(f"layers={layers!r} is too shallow: a conv network needs >= 3 cells "
+                       "(two of them are reduction cells).")
+    if genotype is not None and (not isinstance(genotype, Genotype) or genotype.space != "conv"):
+        space = genotype.space if isinstance(genotype, Genotype) else type(genotype).__name__
+        raise EGSError(f"a conv network needs a conv genotype, got {space!r}; load or derive a conv "
+                       "genotype (egs.genotype).")
 
 
 def active_ops(codes: torch.Tensor) -> list[list[str]]:

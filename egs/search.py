@@ -13,13 +13,8 @@ codes, same final weights and genotype as an uninterrupted run (on CPU).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
-import signal
-import time
-from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -31,19 +26,14 @@ from egs.cifar import TensorBatches, load_cifar10, search_split, subset
 from egs.cnn import Network, count_parameters
 from egs.errors import EGSError
 from egs.files import write_json
-from egs.genotype import load_genotype, save_genotype
+from egs.genotype import Genotype, save_genotype
+from egs.loop import EpochLoop, GeneratorState
 from egs.profiles import SearchSettings
-from egs.runlog import MetricsLog, load_checkpoint, save_checkpoint
+from egs.runlog import load_checkpoint
 from egs.supernet import Supernet
 
 MODES = ("joint", "bilevel")
 EVAL_SIZE = {"C": 36, "layers": 20}  # the paper's CIFAR-10 evaluation network (DARTS)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def temperature(cfg: SearchSettings, epoch: int) -> float:
@@ -83,21 +73,6 @@ def build_model(cfg: SearchSettings, device: torch.device) -> Supernet:
                     credit_beta=cfg.credit_beta, image_size=cfg.image_size).to(device)
 
 
-@contextmanager
-def _deferred_interrupt() -> Iterator[dict[str, bool]]:
-    """Turn SIGINT into a flag checked between steps, so an interrupted step still completes."""
-    flag = {"stop": False}
-    try:
-        previous = signal.signal(signal.SIGINT, lambda *_: flag.update(stop=True))
-    except ValueError:  # not in the main thread: leave SIGINT alone
-        previous = None
-    try:
-        yield flag
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-
-
 @torch.no_grad()
 def evaluate(model: Supernet, batches: TensorBatches, codes: dict[str, torch.Tensor]) -> tuple[float, float]:
     """Loss and accuracy of the supernet restricted to ``codes`` (e.g. the derived architecture)."""
@@ -112,74 +87,40 @@ def evaluate(model: Supernet, batches: TensorBatches, codes: dict[str, torch.Ten
     return loss_sum / n, correct / n
 
 
-class Search:
+class Search(EpochLoop):
     """One search run in a run directory; :meth:`run` trains, checkpoints and derives."""
+
+    label = "search"
 
     def __init__(self, cfg: SearchSettings, run_dir: str | Path, resume: bool = False,
                  data_root=None, progress: bool = True) -> None:
         check_settings(cfg)
-        self.cfg, self.dir, self.progress = cfg, Path(run_dir), progress
-        self.device = resolve_device(cfg.device)
-        ckpt_path = self.dir / "checkpoint.pt"
-        if resume:
-            if not ckpt_path.exists():
-                raise EGSError(f"cannot resume: {ckpt_path} does not exist; start the run without --resume.")
-            stored = json.loads((self.dir / "config.json").read_text())
-            if stored != json.loads(json.dumps(asdict(cfg))):
-                changed = sorted(k for k in stored if stored[k] != asdict(cfg).get(k))
-                raise EGSError(f"cannot resume {self.dir}: its settings differ in {', '.join(changed)}; "
-                               "resume with the run's own settings or start a new run directory.")
-        elif ckpt_path.exists():
-            raise EGSError(f"{self.dir} already holds a run; pass --resume to continue it or choose "
-                           "another run directory.")
+        super().__init__(cfg, run_dir, resume, progress)
         self.train, self.val = build_data(cfg, self.device, data_root)
-        self.model = build_model(cfg, self.device)
-        m = self.model
+        self.model = m = build_model(cfg, self.device)
         self.w_opt = torch.optim.SGD(m.weight_parameters(), cfg.lr, momentum=cfg.momentum,
                                      weight_decay=cfg.weight_decay)
         self.a_opt = torch.optim.Adam(m.arch_parameters(), cfg.arch_lr, betas=(cfg.arch_beta1, cfg.arch_beta2),
                                       weight_decay=cfg.arch_weight_decay)
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, cfg.epochs, eta_min=cfg.lr_min)
         self.gen = torch.Generator(self.device).manual_seed(cfg.seed)
-        self.epoch, self.step, self.elapsed = 0, 0, 0.0
-        self.acc = self._fresh_accumulators()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.log = MetricsLog(self.dir / "metrics.jsonl")
-        if resume:
-            self._restore(load_checkpoint(ckpt_path, self.device))
-        else:
-            self.log.truncate(0)
-            write_json(self.dir / "config.json", asdict(cfg))
+        self.stateful = {"model": m, "w_opt": self.w_opt, "a_opt": self.a_opt, "sched": self.sched,
+                         "gen": GeneratorState(self.gen)}
+        self.start()
 
-    @staticmethod
-    def _fresh_accumulators() -> dict[str, float]:
-        return {"loss": 0.0, "correct": 0.0, "n": 0.0, "active": 0.0, "steps": 0.0}
+    def steps_per_epoch(self) -> int:
+        return len(self.train)
 
-    # ------------------------------------------------------------------ checkpoints
-    def _state(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "w_opt": self.w_opt.state_dict(),
-                "a_opt": self.a_opt.state_dict(), "sched": self.sched.state_dict(),
-                "gen": self.gen.get_state(), "epoch": self.epoch, "step": self.step,
-                "elapsed": self.elapsed, "acc": dict(self.acc), "metrics_lines": self.log.lines}
+    def batches(self, epoch: int, start_step: int) -> Iterator[Any]:
+        return self.train.batches(epoch, start_step)
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.w_opt.load_state_dict(state["w_opt"])
-        self.a_opt.load_state_dict(state["a_opt"])
-        self.sched.load_state_dict(state["sched"])
-        self.gen.set_state(state["gen"].cpu() if self.device.type == "cpu" else state["gen"])
-        self.epoch, self.step, self.elapsed = state["epoch"], state["step"], state["elapsed"]
-        self.acc = dict(state["acc"])
-        self.log.truncate(state["metrics_lines"])
+    def begin_epoch(self) -> None:
+        self.model.tau = temperature(self.cfg, self.epoch)
 
-    def checkpoint(self) -> None:
-        save_checkpoint(self.dir / "checkpoint.pt", self._state())
-
-    # ------------------------------------------------------------------ training
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor, val_batch) -> tuple[float, int, float]:
-        cfg, m = self.cfg, self.model
-        if cfg.mode == "bilevel":
-            xv, yv = val_batch
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
+        (x, y), cfg, m = batch, self.cfg, self.model
+        if cfg.mode == "bilevel":  # first-order DARTS: alpha on a search-val batch first
+            xv, yv = next(self.val.batches(0, self.step % len(self.val)))
             self.a_opt.zero_grad(set_to_none=True)
             F.cross_entropy(m(xv, generator=self.gen), yv).backward()
             self.a_opt.step()
@@ -194,63 +135,23 @@ class Search:
         if cfg.mode == "joint":  # Eq. 9: alpha from the same backward pass as w
             self.a_opt.step()
         active = sum(float(c.detach()[:, 1:].sum()) for c in codes.values()) / sum(len(c) for c in codes.values())
-        return loss.item(), int((logits.argmax(1) == y).sum()), active
+        correct, n, value = int((logits.argmax(1) == y).sum()), len(y), loss.item()
+        return {"loss": value * n, "correct": correct, "n": n, "active": active, "steps": 1,
+                "log": {"loss": value, "acc": correct / n, "active_ops": active}}
 
-    def _val_batch(self, step: int):
-        if self.cfg.mode != "bilevel":
-            return None
-        n = len(self.val)
-        return next(self.val.batches(0, step % n))
-
-    def run(self, stop_after_steps: int | None = None) -> dict[str, Any]:
-        """Train to the last epoch (or until interrupted), then derive and summarise."""
-        from tqdm.auto import tqdm
-        cfg, steps_done = self.cfg, 0
-        with _deferred_interrupt() as flag:
-            while self.epoch < cfg.epochs:
-                self.model.tau = temperature(cfg, self.epoch)
-                bar = tqdm(total=len(self.train), initial=self.step, desc=f"search epoch {self.epoch + 1}/{cfg.epochs}",
-                           disable=not self.progress, leave=False)
-                start = time.perf_counter()
-                for x, y in self.train.batches(self.epoch, self.step):
-                    loss, correct, active = self._train_step(x, y, self._val_batch(self.step))
-                    a = self.acc
-                    a["loss"] += loss * len(y); a["correct"] += correct; a["n"] += len(y)
-                    a["active"] += active; a["steps"] += 1
-                    self.step += 1
-                    steps_done += 1
-                    if self.step % cfg.log_every == 0:
-                        self.log.write({"type": "step", "epoch": self.epoch + 1, "step": self.step,
-                                        "loss": loss, "acc": correct / len(y), "active_ops": active})
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{a['loss'] / a['n']:.3f}", acc=f"{a['correct'] / a['n']:.3f}")
-                    if flag["stop"] or (stop_after_steps is not None and steps_done >= stop_after_steps):
-                        self.elapsed += time.perf_counter() - start
-                        bar.close()
-                        self.checkpoint()
-                        raise KeyboardInterrupt(f"search interrupted at epoch {self.epoch + 1}, step "
-                                                f"{self.step}; checkpoint saved, resume with --resume")
-                bar.close()
-                self.elapsed += time.perf_counter() - start
-                self._end_epoch()
-        return self.finish()
-
-    def _end_epoch(self) -> None:
-        m, a = self.model, self.acc
+    def end_epoch(self) -> dict[str, Any]:
+        m, s = self.model, self.sums
         genotype = m.derive("most_probable")
         val_loss, val_acc = evaluate(m, self.val, m.most_probable_codes())
-        probs = {k: p.detach().cpu().tolist() for k, p in m.probabilities().items()}
-        self.log.write({"type": "epoch", "epoch": self.epoch + 1, "train_loss": a["loss"] / a["n"],
-                        "train_acc": a["correct"] / a["n"], "val_loss": val_loss, "val_acc": val_acc,
-                        "tau": m.tau, "lr": self.sched.get_last_lr()[0], "elapsed_s": self.elapsed,
-                        "sampled_active_ops": a["active"] / a["steps"],
-                        "expected_active_ops": m.expected_active_ops(), "entropy": m.edge_entropy(),
-                        "derived_ops": {k: c.num_active_ops() for k, c in genotype.cells().items()},
-                        "p": probs})
         save_genotype(genotype, self.dir / "genotypes" / f"epoch_{self.epoch + 1:03d}.json")
+        record = {"train_loss": s["loss"] / s["n"], "train_acc": s["correct"] / s["n"], "val_loss": val_loss,
+                  "val_acc": val_acc, "tau": m.tau, "lr": self.sched.get_last_lr()[0],
+                  "sampled_active_ops": s["active"] / s["steps"],
+                  "expected_active_ops": m.expected_active_ops(), "entropy": m.edge_entropy(),
+                  "derived_ops": {k: c.num_active_ops() for k, c in genotype.cells().items()},
+                  "p": {k: p.detach().cpu().tolist() for k, p in m.probabilities().items()}}
         self.sched.step()
-        self.epoch, self.step, self.acc = self.epoch + 1, 0, self._fresh_accumulators()
-        self.checkpoint()
+        return record
 
     def finish(self) -> dict[str, Any]:
         """Derive the final genotype, count its parameters, and write ``summary.json``."""
@@ -279,7 +180,7 @@ def search(cfg: SearchSettings, run_dir: str | Path, resume: bool = False, data_
     return Search(cfg, run_dir, resume=resume, data_root=data_root, progress=progress).run()
 
 
-def derive(run_dir: str | Path, method: str = "most_probable", seed: int = 0):
+def derive(run_dir: str | Path, method: str = "most_probable", seed: int = 0) -> Genotype:
     """The genotype of a run's latest checkpoint, most probable or sampled."""
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint.pt"

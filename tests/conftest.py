@@ -33,3 +33,13 @@ def data_root(tmp_path_factory, mirror) -> Path:
     for name in data.DATASETS:
         data.fetch(name, root=root, mirror=mirror, progress=False)
     return root
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test with one torch thread (fast, contention-free model building on 2 cores)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -25,7 +25,34 @@ EXPECTED = {
         "tables": ["02_search_summary.csv"],
         "outputs": {"run_dir": "run", "genotype_out": "genotype.json"},
     },
+    "03_cifar10_evaluation": {
+        "figures": ["03_eval_curves.png"],
+        "tables": ["table1_cifar10.md", "table1_cifar10.csv"],
+        "outputs": {"run_root": "runs"},
+        "inputs": {"genotype": "random"},
+    },
+    "04_imagenet_transfer": {
+        "figures": [],
+        "tables": ["table2_imagenet.md", "table2_imagenet.csv"],
+        "outputs": {"run_root": "runs"},
+        "inputs": {"genotype": "DARTS_V1", "imagenet_dir": "IMAGENET"},
+        "contains": {"table2_imagenet.md": "trained at this profile"},
+    },
 }
+
+
+def make_image_folder(root: Path, classes: int = 3, per_class: int = 4, size: int = 40) -> Path:
+    """A tiny ImageNet-like tree ``root/imagenet/{train,val}/<class>/*.png`` of random images."""
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for c in range(classes):
+            folder = root / "imagenet" / split / f"n{c:08d}"
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return root
 
 
 def test_every_notebook_is_covered():
@@ -46,9 +73,12 @@ def test_notebook_runs_at_smoke(path, tmp_path, data_root, monkeypatch):
     monkeypatch.setenv("EGS_DATA_DIR", str(data_root))
     figures, tables = tmp_path / "figures", tmp_path / "tables"
     outputs = {k: str(tmp_path / v) for k, v in EXPECTED[path.stem].get("outputs", {}).items()}
+    inputs = dict(EXPECTED[path.stem].get("inputs", {}))
+    if inputs.get("imagenet_dir") == "IMAGENET":
+        inputs["imagenet_dir"] = str(make_image_folder(tmp_path / "imagenet_root"))
     papermill.execute_notebook(str(path), str(tmp_path / path.name), cwd=str(path.parent),
                                parameters={"profile": "smoke", "figures_dir": str(figures),
-                                           "tables_dir": str(tables), **outputs},
+                                           "tables_dir": str(tables), **outputs, **inputs},
                                kernel_name="python3", progress_bar=False)
     for name in EXPECTED[path.stem]["figures"]:
         assert (figures / name).stat().st_size > 1000, name
@@ -56,6 +86,8 @@ def test_notebook_runs_at_smoke(path, tmp_path, data_root, monkeypatch):
         assert (tables / name).is_file(), name
     for name in EXPECTED[path.stem].get("outputs", {}).values():
         assert (tmp_path / name).exists(), name
+    for name, text in EXPECTED[path.stem].get("contains", {}).items():
+        assert text in (tables / name).read_text(), name
 
 
 def test_notebook01_figure1_numbers(tmp_path):

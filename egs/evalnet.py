@@ -1,0 +1,29 @@
+"""The evaluation network of a genotype for a dataset: CIFAR-10 or ImageNet (mobile setting).
+
+Both follow DARTS (quark0/darts cnn/model.py) layer for layer (:mod:`egs.cnn`). Their forward pass
+returns the logits; ``net(x, with_aux=True)`` returns ``(logits, aux_logits)``, where
+``aux_logits`` is None unless the network has an auxiliary head and is in training mode. The
+training loop sets ``net.drop_prob`` (DARTS: ``0.2 * epoch / epochs``); it acts only in training.
+"""
+from __future__ import annotations
+
+from egs.cnn import Network, NetworkImageNet
+from egs.errors import EGSError
+from egs.genotype import Genotype
+
+EVAL_DATASETS = ("cifar10", "imagenet")
+
+
+def eval_network(genotype: Genotype, dataset: str = "cifar10", C: int = 36, layers: int = 20,
+                 num_classes: int | None = None, auxiliary: bool = False) -> Network | NetworkImageNet:
+    """Build the evaluation network of ``genotype`` for ``dataset``.
+
+    Paper sizes: CIFAR-10 C = 36, 20 cells, 10 classes; ImageNet C = 48, 14 cells, 1000 classes.
+    ``num_classes=None`` takes the dataset's class count.
+    """
+    if dataset == "cifar10":
+        return Network(C, 10 if num_classes is None else num_classes, layers, genotype, auxiliary=auxiliary)
+    if dataset == "imagenet":
+        return NetworkImageNet(C, 1000 if num_classes is None else num_classes, layers, genotype,
+                               auxiliary=auxiliary)
+    raise EGSError(f"dataset={dataset!r} has no evaluation network; use one of {', '.join(EVAL_DATASETS)}.")

@@ -1,0 +1,191 @@
+"""The epoch/step loop shared by search and training, with exact resume.
+
+A run lives in a directory: ``config.json`` (the settings), ``metrics.jsonl`` (step and epoch
+records) and ``checkpoint.pt``, written atomically at the end of every epoch and when the run is
+interrupted. Ctrl-C (SIGINT) is deferred to the end of the current step, so a checkpoint always
+holds a consistent state; resuming restores every stateful object (model, optimizers, schedulers,
+random generators, running sums) and the position ``(epoch, step)``, and data batches are a pure
+function of ``(seed, epoch, step)``, so a resumed run continues exactly as if never stopped.
+
+Subclasses build their model and data, list their stateful objects in ``self.stateful``, and
+implement :meth:`batches`, :meth:`train_step`, :meth:`end_epoch` and :meth:`finish`.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from egs.errors import EGSError
+from egs.files import write_json
+from egs.runlog import MetricsLog, load_checkpoint, save_checkpoint
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise EGSError(f"device={name!r} is not a device; use auto, cpu, cuda or cuda:N.") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise EGSError(f"device={name!r} asked for CUDA but none is available; use device=cpu or auto.")
+    return device
+
+
+class GeneratorState:
+    """Adapter giving a ``torch.Generator`` the ``state_dict`` interface of the other objects."""
+
+    def __init__(self, generator: torch.Generator) -> None:
+        self.generator = generator
+
+    def state_dict(self) -> torch.Tensor:
+        return self.generator.get_state()
+
+    def load_state_dict(self, state: torch.Tensor) -> None:
+        self.generator.set_state(state.cpu() if self.generator.device.type == "cpu" else state)
+
+
+class GlobalRNGState:
+    """The global torch RNGs (drop-path masks, dropout), saved and restored with a checkpoint."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"cpu": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["cpu"].cpu())
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[dict[str, bool]]:
+    """Turn SIGINT into a flag checked between steps, so an interrupted step still completes."""
+    flag = {"stop": False}
+    try:
+        previous = signal.signal(signal.SIGINT, lambda *_: flag.update(stop=True))
+    except ValueError:  # not in the main thread: leave SIGINT alone
+        previous = None
+    try:
+        yield flag
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+class EpochLoop:
+    """Run directory, checkpoints and the resumable epoch/step loop."""
+
+    label = "run"
+
+    def __init__(self, cfg: Any, run_dir: str | Path, resume: bool, progress: bool) -> None:
+        self.cfg, self.dir, self.progress, self.resume = cfg, Path(run_dir), progress, resume
+        self.device = resolve_device(cfg.device)
+        ckpt = self.dir / "checkpoint.pt"
+        if resume:
+            if not ckpt.exists():
+                raise EGSError(f"cannot resume: {ckpt} does not exist; start the run without --resume.")
+            stored, now = json.loads((self.dir / "config.json").read_text()), self.config_record()
+            if stored != json.loads(json.dumps(now)):
+                changed = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
+                raise EGSError(f"cannot resume {self.dir}: its settings differ in {', '.join(changed)}; "
+                               "resume with the run's own settings or start a new run directory.")
+        elif ckpt.exists():
+            raise EGSError(f"{self.dir} already holds a run; pass --resume to continue it or choose "
+                           "another run directory.")
+        self.epoch, self.step, self.elapsed = 0, 0, 0.0
+        self.sums: dict[str, float] = {}
+        self.stateful: dict[str, Any] = {}
+
+    def config_record(self) -> dict[str, Any]:
+        """What ``config.json`` holds; a resumed run must match it."""
+        return asdict(self.cfg)
+
+    def start(self) -> None:
+        """Call once the model and optimizers exist: restore a checkpoint or start a fresh log."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log = MetricsLog(self.dir / "metrics.jsonl")
+        self.stateful["global_rng"] = GlobalRNGState()
+        if self.resume:
+            state = load_checkpoint(self.dir / "checkpoint.pt", self.device)
+            for name, obj in self.stateful.items():
+                obj.load_state_dict(state[name])
+            self.epoch, self.step, self.elapsed = state["epoch"], state["step"], state["elapsed"]
+            self.sums = dict(state["sums"])
+            self.log.truncate(state["metrics_lines"])
+        else:
+            self.log.truncate(0)
+            write_json(self.dir / "config.json", self.config_record())
+
+    def checkpoint(self) -> None:
+        state = {name: obj.state_dict() for name, obj in self.stateful.items()}
+        state.update(epoch=self.epoch, step=self.step, elapsed=self.elapsed, sums=dict(self.sums),
+                     metrics_lines=self.log.lines)
+        save_checkpoint(self.dir / "checkpoint.pt", state)
+
+    # ------------------------------------------------------------------ subclass hooks
+    def steps_per_epoch(self) -> int:
+        raise NotImplementedError
+
+    def batches(self, epoch: int, start_step: int) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def begin_epoch(self) -> None:
+        """Per-epoch settings (temperature, drop-path probability); called also after a resume."""
+
+    def train_step(self, batch: Any) -> dict[str, float]:
+        """One step; returns sums to accumulate over the epoch (must include ``n``) and may
+        include ``"log"``: a dict of per-step values for the step record."""
+        raise NotImplementedError
+
+    def end_epoch(self) -> dict[str, Any]:
+        """Evaluate and return the epoch record's extra fields (the loop adds epoch, elapsed)."""
+        raise NotImplementedError
+
+    def finish(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, stop_after_steps: int | None = None) -> dict[str, Any]:
+        """Train to the last epoch (or until interrupted, after a checkpoint), then :meth:`finish`."""
+        from tqdm.auto import tqdm
+        done = 0
+        with deferred_interrupt() as flag:
+            while self.epoch < self.cfg.epochs:
+                self.begin_epoch()
+                bar = tqdm(total=self.steps_per_epoch(), initial=self.step, leave=False,
+                           desc=f"{self.label} epoch {self.epoch + 1}/{self.cfg.epochs}", disable=not self.progress)
+                start = time.perf_counter()
+                for batch in self.batches(self.epoch, self.step):
+                    out = self.train_step(batch)
+                    step_log = out.pop("log", None)
+                    for key, value in out.items():
+                        self.sums[key] = self.sums.get(key, 0.0) + value
+                    self.step += 1
+                    done += 1
+                    if step_log is not None and self.step % self.cfg.log_every == 0:
+                        self.log.write({"type": "step", "epoch": self.epoch + 1, "step": self.step, **step_log})
+                    bar.update(1)
+                    if "loss" in self.sums:
+                        bar.set_postfix(loss=f"{self.sums['loss'] / self.sums['n']:.3f}")
+                    if flag["stop"] or (stop_after_steps is not None and done >= stop_after_steps):
+                        self.elapsed += time.perf_counter() - start
+                        bar.close()
+                        self.checkpoint()
+                        raise KeyboardInterrupt(f"{self.label} interrupted at epoch {self.epoch + 1}, step "
+                                                f"{self.step}; checkpoint saved in {self.dir}, resume with --resume")
+                bar.close()
+                self.elapsed += time.perf_counter() - start
+                record = self.end_epoch()
+                self.log.write({"type": "epoch", "epoch": self.epoch + 1, "elapsed_s": self.elapsed, **record})
+                self.epoch, self.step, self.sums = self.epoch + 1, 0, {}
+                self.checkpoint()
+        return self.finish()

@@ -1,0 +1,220 @@
+"""Training a genotype from scratch: CIFAR-10 (Table 1) and ImageNet mobile (Table 2).
+
+DARTS's evaluation recipe, which the paper inherits (Sec. 4.1.2-4.1.3): SGD with momentum, a cosine
+(CIFAR) or poly (ImageNet) learning-rate schedule, an auxiliary tower weighted 0.4, drop-path
+increased linearly to its final value, cutout, gradient clipping, label smoothing for ImageNet.
+On CUDA the step runs under autocast (bf16 where supported, else fp16 with a gradient scaler) on
+channels_last tensors, and ``compile`` wraps the network in ``torch.compile``.
+
+Runs use the same directory layout, checkpoints and exact resume as search (:mod:`egs.loop`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from egs.cnn import count_parameters
+from egs.errors import EGSError
+from egs.files import write_json
+from egs.genotype import Genotype, save_genotype
+from egs.loop import EpochLoop
+from egs.profiles import TrainSettings
+
+DATASETS = ("cifar10", "imagenet")
+SCHEDULES = ("cosine", "poly")
+
+
+def check_settings(cfg: TrainSettings) -> None:
+    if cfg.dataset not in DATASETS:
+        raise EGSError(f"dataset={cfg.dataset!r} is unknown; use 'cifar10' or 'imagenet'.")
+    if cfg.schedule not in SCHEDULES:
+        raise EGSError(f"schedule={cfg.schedule!r} is unknown; use 'cosine' or 'poly'.")
+    if cfg.epochs < 1 or cfg.batch_size < 1:
+        raise EGSError(f"epochs={cfg.epochs} and batch_size={cfg.batch_size} must be >= 1.")
+    if not 0 <= cfg.drop_path < 1:
+        raise EGSError(f"drop_path={cfg.drop_path} must lie in [0, 1).")
+
+
+def build_network(genotype: Genotype, cfg: TrainSettings, num_classes: int) -> nn.Module:
+    """The evaluation network of ``genotype`` at the settings' size (auxiliary tower if weighted)."""
+    from egs.evalnet import eval_network
+    return eval_network(genotype, cfg.dataset, cfg.C, cfg.layers, num_classes, auxiliary=cfg.auxiliary_weight > 0)
+
+
+def build_data(cfg: TrainSettings, device: torch.device, root=None):
+    """Training and test batches: CIFAR-10 train/test sets, or ImageNet train/val folders."""
+    if cfg.dataset == "imagenet":
+        from egs.imagenet import FolderBatches, locate_imagenet
+        folder = locate_imagenet(root)
+        kw = dict(seed=cfg.seed, image_size=cfg.image_size, workers=cfg.workers, device=device)
+        return (FolderBatches(folder / "train", cfg.batch_size, train=True, size=cfg.train_size, **kw),
+                FolderBatches(folder / "val", cfg.batch_size, train=False, size=cfg.test_size, **kw))
+    from egs.cifar import TensorBatches, load_cifar10, subset
+    images, labels = load_cifar10(train=True, root=root)
+    if cfg.train_size:
+        keep = subset(torch.arange(len(images)), cfg.train_size, cfg.seed, labels=labels)
+        images, labels = images[keep], labels[keep]
+    test_images, test_labels = load_cifar10(train=False, root=root)
+    if cfg.test_size:
+        keep = subset(torch.arange(len(test_images)), cfg.test_size, cfg.seed, labels=test_labels)
+        test_images, test_labels = test_images[keep], test_labels[keep]
+    channels_last = cfg.channels_last and device.type == "cuda"
+    train = TensorBatches(images, labels, cfg.batch_size, augment=True, seed=cfg.seed, image_size=cfg.image_size,
+                          cutout=cfg.cutout, device=device, channels_last=channels_last)
+    test = TensorBatches(test_images, test_labels, cfg.batch_size, augment=False, seed=cfg.seed,
+                         image_size=cfg.image_size, drop_last=False, device=device, channels_last=channels_last)
+    return train, test
+
+
+def resolve_genotype(spec: str | Path | Genotype, space: str = "conv", seed: int = 0, M: int = 7) -> Genotype:
+    """A genotype from a JSON path, a published name (``DARTS_V1``, ``DARTS_V2``) or ``random``
+    (a random cell of the EGS search space: every edge's ops hit by M uniform draws, seeded)."""
+    from egs import genotype as G
+    if isinstance(spec, Genotype):
+        return spec
+    text = str(spec)
+    if text in ("DARTS_V1", "DARTS_V2"):
+        return getattr(G, text if space == "conv" else f"{text}_RNN")
+    if text == "random":
+        return G.random_genotype(space, seed, M=M)
+    if not Path(text).is_file():
+        raise EGSError(f"genotype {text!r} is neither a file nor a known name; pass a genotype JSON "
+                       "path, DARTS_V1, DARTS_V2 or random.")
+    return G.load_genotype(text)
+
+
+def _logits(out: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Split a network's output into (logits, auxiliary logits or None)."""
+    return (out[0], out[1]) if isinstance(out, tuple) else (out, None)
+
+
+class Trainer(EpochLoop):
+    """Train ``genotype`` from scratch in a run directory (resumable), then report test error."""
+
+    label = "train"
+
+    def __init__(self, cfg: TrainSettings, genotype: Genotype, run_dir: str | Path, resume: bool = False,
+                 data_root=None, progress: bool = True) -> None:
+        check_settings(cfg)
+        self.genotype = genotype
+        super().__init__(cfg, run_dir, resume, progress)
+        self.train, self.test = build_data(cfg, self.device, data_root)
+        classes = getattr(self.train, "num_classes", 10)
+        torch.manual_seed(cfg.seed)
+        self.model = build_network(genotype, cfg, classes).to(self.device)
+        cuda = self.device.type == "cuda"
+        if cuda and cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda and cfg.amp else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.opt = torch.optim.SGD(self.model.parameters(), cfg.lr, momentum=cfg.momentum,
+                                   weight_decay=cfg.weight_decay)
+        if cfg.schedule == "cosine":
+            self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, cfg.epochs, eta_min=cfg.lr_min)
+        else:
+            self.sched = torch.optim.lr_scheduler.LambdaLR(
+                self.opt, lambda e: max(0.0, 1 - e / cfg.epochs) ** cfg.poly_power)
+        self.stateful = {"model": self.model, "opt": self.opt, "sched": self.sched, "scaler": self.scaler}
+        self.start()
+        save_genotype(genotype, self.dir / "genotype.json")
+
+    def config_record(self) -> dict[str, Any]:
+        return {**asdict(self.cfg), "genotype": self.genotype.to_dict()}
+
+    def steps_per_epoch(self) -> int:
+        return len(self.train)
+
+    def batches(self, epoch: int, start_step: int) -> Iterator[Any]:
+        return self.train.batches(epoch, start_step)
+
+    def begin_epoch(self) -> None:
+        self.model.drop_prob = self.cfg.drop_path * self.epoch / self.cfg.epochs  # DARTS: linear increase
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
+        x, y = batch
+        cfg = self.cfg
+        self.model.train()
+        with self._autocast():
+            logits, aux = _logits(self.forward(x, with_aux=True))
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            if aux is not None:
+                loss = loss + cfg.auxiliary_weight * F.cross_entropy(aux, y, label_smoothing=cfg.label_smoothing)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.opt)
+        nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        correct, n, value = int((logits.argmax(1) == y).sum()), len(y), loss.item()
+        return {"loss": value * n, "correct": correct, "n": n, "log": {"loss": value, "acc": correct / n}}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Test loss, top-1 and top-5 error of the current weights (eval mode: no aux, no drop-path)."""
+        self.model.eval()
+        loss_sum, top1, top5, n = 0.0, 0, 0, 0
+        for x, y in self.test.batches(0):
+            with self._autocast():
+                logits, _ = _logits(self.forward(x))
+            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
+            best = logits.topk(min(5, logits.shape[1]), dim=1).indices
+            top1 += int((best[:, 0] == y).sum())
+            top5 += int((best == y[:, None]).any(1).sum())
+            n += len(y)
+        self.model.train()
+        return {"test_loss": loss_sum / n, "test_top1_err": 1 - top1 / n, "test_top5_err": 1 - top5 / n}
+
+    def end_epoch(self) -> dict[str, Any]:
+        s = self.sums
+        record = {"train_loss": s["loss"] / s["n"], "train_acc": s["correct"] / s["n"],
+                  "lr": self.sched.get_last_lr()[0], "drop_prob": self.model.drop_prob, **self.evaluate()}
+        self.sched.step()
+        return record
+
+    def finish(self) -> dict[str, Any]:
+        epochs = [r for r in self.log.read() if r["type"] == "epoch"]
+        hours = self.elapsed / 3600
+        summary = {
+            "dataset": self.cfg.dataset, "genotype": str(self.dir / "genotype.json"),
+            "test_top1_err": epochs[-1]["test_top1_err"], "test_top5_err": epochs[-1]["test_top5_err"],
+            "params": count_parameters(self.model, exclude=("auxiliary",)),
+            "params_with_aux": count_parameters(self.model),
+            "wall_clock_s": self.elapsed, "device": str(self.device), "device_hours": hours,
+        }
+        write_json(self.dir / "summary.json", summary)
+        return summary
+
+
+def train(cfg: TrainSettings, genotype: Genotype, run_dir: str | Path, resume: bool = False,
+          data_root=None, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume training) ``genotype`` and return the run's summary."""
+    return Trainer(cfg, genotype, run_dir, resume=resume, data_root=data_root, progress=progress).run()
+
+
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (then the normal 1.96).
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042)
+
+
+def seed_summary(errors: Sequence[float]) -> dict[str, float]:
+    """Mean, sample standard deviation and 95% confidence half-width (Student's t) over seeds."""
+    n = len(errors)
+    if n == 0:
+        raise EGSError("seed_summary needs at least one error value.")
+    mean = sum(errors) / n
+    if n == 1:
+        return {"n": 1, "mean": mean, "std": math.nan, "ci95": math.nan}
+    std = math.sqrt(sum((e - mean) ** 2 for e in errors) / (n - 1))
+    t = _T95[n - 2] if n - 1 <= len(_T95) else 1.96
+    return {"n": n, "mean": mean, "std": std, "ci95": t * std / math.sqrt(n)}

@@ -1,0 +1,93 @@
+"""Training a genotype from scratch: loss goes down, exact resume, ImageNet wiring, errors."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from egs.errors import EGSError
+from egs.genotype import DARTS_V2, random_genotype
+from egs.profiles import settings
+from egs.train import Trainer, resolve_genotype, seed_summary
+
+SMOKE = settings("train_cifar", "smoke")
+
+
+def test_short_training_lowers_the_loss(tmp_path, data_root):
+    cfg = dataclasses.replace(SMOKE, epochs=4, train_size=64, lr=0.05, drop_path=0.0, cutout=0)
+    run = Trainer(cfg, DARTS_V2, tmp_path / "run", data_root=data_root, progress=False)
+    summary = run.run()
+    losses = [r["train_loss"] for r in run.log.read() if r["type"] == "epoch"]
+    assert losses[-1] < losses[0]
+    assert 0 <= summary["test_top1_err"] <= 1 and summary["test_top5_err"] <= summary["test_top1_err"]
+    assert summary["params"] == summary["params_with_aux"]  # no auxiliary tower at smoke
+
+
+def test_resume_equals_uninterrupted(tmp_path, data_root):
+    cfg = dataclasses.replace(SMOKE, drop_path=0.2)  # drop-path draws random masks: resume must restore them too
+    g = random_genotype("conv", 3, M=4)
+    full = Trainer(cfg, g, tmp_path / "full", data_root=data_root, progress=False)
+    full.run()
+    part = Trainer(cfg, g, tmp_path / "part", data_root=data_root, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        part.run(stop_after_steps=len(part.train) + 1)
+    resumed = Trainer(cfg, g, tmp_path / "part", resume=True, data_root=data_root, progress=False)
+    resumed.run()
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda log: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in log.read()]  # noqa: E731
+    assert strip(full.log) == strip(resumed.log)
+    with pytest.raises(EGSError, match="differ in genotype"):
+        Trainer(cfg, DARTS_V2, tmp_path / "part", resume=True, data_root=data_root)
+
+
+def test_auxiliary_tower_trains_with_weight(tmp_path, data_root):
+    cfg = dataclasses.replace(SMOKE, image_size=32, auxiliary_weight=0.4, epochs=1, train_size=16)
+    run = Trainer(cfg, DARTS_V2, tmp_path / "aux", data_root=data_root, progress=False)
+    head = [p.detach().clone() for p in run.model.auxiliary_head.parameters()]
+    summary = run.run()
+    assert any(not torch.equal(h, p) for h, p in zip(head, run.model.auxiliary_head.parameters()))
+    assert summary["params_with_aux"] > summary["params"]
+
+
+def test_seed_summary():
+    s = seed_summary([2.0, 3.0, 4.0])
+    assert s["mean"] == 3.0 and s["std"] == 1.0
+    assert s["ci95"] == pytest.approx(4.303 / math.sqrt(3))
+    assert math.isnan(seed_summary([2.5])["ci95"])
+    with pytest.raises(EGSError):
+        seed_summary([])
+
+
+def test_resolve_genotype_and_bad_settings(tmp_path, data_root):
+    assert resolve_genotype("DARTS_V2") == DARTS_V2
+    assert resolve_genotype("random", seed=1) == resolve_genotype("random", seed=1)
+    with pytest.raises(EGSError, match="neither a file nor a known name"):
+        resolve_genotype("DARTS_V9")
+    with pytest.raises(EGSError, match="schedule='step'"):
+        Trainer(dataclasses.replace(SMOKE, schedule="step"), DARTS_V2, tmp_path / "x", data_root=data_root)
+    with pytest.raises(EGSError, match="dataset='mnist'"):
+        Trainer(dataclasses.replace(SMOKE, dataset="mnist"), DARTS_V2, tmp_path / "y", data_root=data_root)
+
+
+def test_missing_imagenet_is_a_clear_error(tmp_path):
+    cfg = settings("train_imagenet", "smoke")
+    with pytest.raises(EGSError, match="ImageNet not found.*licence"):
+        Trainer(cfg, DARTS_V2, tmp_path / "run", data_root=tmp_path)
+
+
+def test_cli_train_and_clean_errors(tmp_path, data_root):
+    env = {"EGS_DATA_DIR": str(data_root), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-m", "egs", "train", "DARTS_V2", "--profile", "smoke", "--epochs", "1",
+                          "--run-dir", str(tmp_path / "t"), "--no-progress"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["dataset"] == "cifar10"
+    bad = subprocess.run([sys.executable, "-m", "egs", "train", "nope.json", "--profile", "smoke"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "nope.json" in bad.stderr and "Traceback" not in bad.stderr
