@@ -13,7 +13,8 @@ EGS_DATA_MIRROR ?= $(firstword $(wildcard ../shared/data))
 export EGS_DATA_MIRROR
 
 NOTEBOOKS   := notebooks/01_sampling_distribution.ipynb notebooks/02_cifar10_search.ipynb \
-               notebooks/03_cifar10_evaluation.ipynb notebooks/04_imagenet_transfer.ipynb
+               notebooks/03_cifar10_evaluation.ipynb notebooks/04_imagenet_transfer.ipynb \
+               notebooks/05_ptb.ipynb notebooks/06_wikitext2_transfer.ipynb
 
 .PHONY: help venv data reproduce test bench lab clean
 help:

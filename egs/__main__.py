@@ -60,10 +60,18 @@ def _search(args: argparse.Namespace) -> int:
     from egs.search import search
 
     overrides = {"M": args.M, "lam": args.lam, "mode": args.mode, "epochs": args.epochs,
-                 "seed": args.seed, "cost": args.cost, "device": args.device}
+                 "seed": args.seed, "device": args.device}
+    if args.space == "conv":
+        overrides["cost"] = args.cost
+    elif args.cost:
+        raise EGSError("--cost applies to the conv space only; the recurrent space has no resource credit.")
     overrides.update(_settings_from(args.set))
+    run_dir = args.run_dir or f"runs/search-{args.space}-{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.space == "rnn":
+        from egs.lm import rnn_search
+        cfg = profiles.settings("rnn_search", args.profile, **overrides)
+        return _report(lambda: rnn_search(cfg, run_dir, resume=args.resume, progress=not args.no_progress))
     cfg = profiles.settings("search", args.profile, **overrides)
-    run_dir = args.run_dir or f"runs/search-{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
     return _report(lambda: search(cfg, run_dir, resume=args.resume, progress=not args.no_progress))
 
 
@@ -91,12 +99,17 @@ def _train(args: argparse.Namespace) -> int:
     from egs import profiles
     from egs.train import resolve_genotype, train
 
-    experiment = "train_imagenet" if args.dataset == "imagenet" else "train_cifar"
+    experiment = {"cifar10": "train_cifar", "imagenet": "train_imagenet", "ptb": "lm_train_ptb",
+                  "wikitext2": "lm_train_wikitext2"}[args.dataset]
     overrides = {"epochs": args.epochs, "seed": args.seed, "device": args.device}
     overrides.update(_settings_from(args.set))
     cfg = profiles.settings(experiment, args.profile, **overrides)
-    genotype = resolve_genotype(args.genotype, seed=cfg.seed)
+    space = "rnn" if args.dataset in ("ptb", "wikitext2") else "conv"
+    genotype = resolve_genotype(args.genotype, space=space, seed=cfg.seed)
     run_dir = args.run_dir or f"runs/train-{args.dataset}-{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if space == "rnn":
+        from egs.lm import train_lm
+        return _report(lambda: train_lm(cfg, genotype, run_dir, resume=args.resume, progress=not args.no_progress))
     return _report(lambda: train(cfg, genotype, run_dir, resume=args.resume, progress=not args.no_progress))
 
 
@@ -132,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", metavar="DIR")
     d.set_defaults(run=_data)
 
-    se = commands.add_parser("search", help="architecture search on CIFAR-10 with EGS")
+    se = commands.add_parser("search", help="architecture search with EGS (CIFAR-10 cells or PTB recurrent cells)")
+    se.add_argument("--space", default="conv", choices=["conv", "rnn"], help="conv (CIFAR-10) or rnn (PTB)")
     se.add_argument("--M", type=int, help="ensemble size (paper: 7)")
     se.add_argument("--lambda", dest="lam", type=float, help="weight of softmax(alpha) in p (paper: 0.5)")
     se.add_argument("--mode", choices=["joint", "bilevel"], help="joint (Eq. 9, default) or bilevel")
@@ -140,9 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_arguments(se, "search-PROFILE-TIMESTAMP", "SearchSettings", "batch_size=32")
     se.set_defaults(run=_search)
 
-    tr = commands.add_parser("train", help="train a genotype from scratch (CIFAR-10 or ImageNet)")
+    tr = commands.add_parser("train", help="train a genotype from scratch (CIFAR-10, ImageNet, PTB, WikiText-2)")
     tr.add_argument("genotype", help="genotype JSON path, DARTS_V1, DARTS_V2 or random")
-    tr.add_argument("--dataset", default="cifar10", choices=["cifar10", "imagenet"])
+    tr.add_argument("--dataset", default="cifar10", choices=["cifar10", "imagenet", "ptb", "wikitext2"])
     _add_run_arguments(tr, "train-DATASET-PROFILE-TIMESTAMP", "TrainSettings", "drop_path=0.3")
     tr.set_defaults(run=_train)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+import torch.nn as nn
 
 from egs.errors import EGSError
 from egs.files import write_json
@@ -79,6 +80,34 @@ def deferred_interrupt() -> Iterator[dict[str, bool]]:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def batch_statistics(model: nn.Module) -> Iterator[None]:
+    """Evaluate with each batch's own BatchNorm statistics, leaving the running statistics untouched.
+
+    A search supernet's running statistics average over every sampled architecture, so they do not
+    fit any single one: with them, the derived architecture's search-val loss was 15-60 nats at
+    14-30% accuracy in our cpu CIFAR-10 search (measured). Batch statistics (BN in training mode with
+    momentum 0; the batch counter is restored) evaluate it as it would be trained. Other layers
+    (dropout) are in evaluation mode.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m, m.training, m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None
+              else None) for m in norms]
+    model.eval()
+    for m in norms:
+        m.train()
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, training, momentum, tracked in saved:
+            m.train(training)
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
+        model.train()
 
 
 class EpochLoop:

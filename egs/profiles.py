@@ -97,7 +97,101 @@ class TrainSettings:
     device: str = "auto"
 
 
+@dataclass(frozen=True)
+class RNNSearchSettings:
+    """Recurrent cell search on PTB (Sec. 4.2); ``paper`` is DARTS's PTB search recipe.
+
+    ``train_tokens``/``val_tokens`` of 0 use the whole splits. DARTS's search uses fixed-length BPTT
+    windows; its activation regularisers (AR/TAR) are not used here.
+    """
+
+    corpus: str = "ptb"
+    epochs: int = 50
+    batch_size: int = 256
+    eval_batch_size: int = 10
+    bptt: int = 35
+    emb: int = 300  # embedding = hidden size
+    train_tokens: int = 0
+    val_tokens: int = 0
+    M: int = 4
+    lam: float = 1.0
+    tau_start: float = 1.0
+    tau_end: float = 1.0
+    mode: str = "joint"
+    lr: float = 20.0
+    weight_decay: float = 5e-7
+    grad_clip: float = 0.25
+    arch_lr: float = 3e-3
+    arch_weight_decay: float = 1e-3
+    dropout: float = 0.75
+    dropouth: float = 0.25
+    dropoutx: float = 0.75
+    dropouti: float = 0.2
+    dropoute: float = 0.0
+    seed: int = 0
+    log_every: int = 50
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class LMTrainSettings:
+    """Training a recurrent cell from scratch (DARTS's PTB recipe: averaged SGD, variable BPTT).
+
+    NT-ASGD: plain SGD until the validation loss has not improved on the best of all but the last
+    ``nonmono`` epochs, then averaged SGD; the averaged weights are evaluated and reported.
+    """
+
+    corpus: str = "ptb"
+    epochs: int = 8000  # DARTS trains PTB "until convergence" with this cap
+    batch_size: int = 64
+    eval_batch_size: int = 10
+    bptt: int = 35
+    emb: int = 850
+    train_tokens: int = 0
+    val_tokens: int = 0
+    test_tokens: int = 0
+    lr: float = 20.0
+    weight_decay: float = 8e-7
+    grad_clip: float = 0.25
+    nonmono: int = 5
+    dropout: float = 0.75
+    dropouth: float = 0.25
+    dropoutx: float = 0.75
+    dropouti: float = 0.2
+    dropoute: float = 0.1
+    seed: int = 0
+    log_every: int = 200
+    device: str = "auto"
+
+
 _SETTINGS: dict[str, dict[str, Any]] = {
+    "rnn_search": {
+        "smoke": RNNSearchSettings(epochs=2, batch_size=4, eval_batch_size=2, bptt=8, emb=16,
+                                   train_tokens=800, val_tokens=200, log_every=5),
+        # About 4 minutes on 2 cores: the first 200,000 training tokens, embedding/hidden 64, batch 32,
+        # 5 epochs; everything else as DARTS's PTB search.
+        "cpu": RNNSearchSettings(epochs=5, batch_size=32, eval_batch_size=10, emb=64, train_tokens=200_000,
+                                 val_tokens=20_000, log_every=25),
+        "paper": RNNSearchSettings(),
+    },
+    "lm_train_ptb": {
+        "smoke": LMTrainSettings(epochs=2, batch_size=4, eval_batch_size=2, bptt=8, emb=16, train_tokens=800,
+                                 val_tokens=200, test_tokens=200, nonmono=1, log_every=5),
+        # 2-5 minutes per cell on 2 cores: 200,000 training tokens, embedding/hidden 128, 5 epochs.
+        "cpu": LMTrainSettings(epochs=5, batch_size=32, emb=128, train_tokens=200_000, val_tokens=20_000,
+                               test_tokens=20_000, nonmono=2, log_every=50),
+        "paper": LMTrainSettings(),
+    },
+    "lm_train_wikitext2": {
+        "smoke": LMTrainSettings(corpus="wikitext2", epochs=2, batch_size=4, eval_batch_size=2, bptt=8, emb=16,
+                                 train_tokens=800, val_tokens=200, test_tokens=200, nonmono=1,
+                                 weight_decay=5e-7, dropouth=0.15, log_every=5),
+        "cpu": LMTrainSettings(corpus="wikitext2", epochs=5, batch_size=32, emb=128, train_tokens=200_000,
+                               val_tokens=20_000, test_tokens=20_000, nonmono=2, weight_decay=5e-7,
+                               dropouth=0.15, log_every=50),
+        # DARTS's WikiText-2 setting: embedding = hidden = 700, weight decay 5e-7, hidden dropout 0.15.
+        "paper": LMTrainSettings(corpus="wikitext2", emb=700, weight_decay=5e-7, dropouth=0.15),
+    },
     "train_cifar": {
         "smoke": TrainSettings(epochs=2, batch_size=8, C=4, layers=3, image_size=8, train_size=48,
                                test_size=32, auxiliary_weight=0.0, cutout=2, log_every=2),

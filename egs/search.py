@@ -27,7 +27,7 @@ from egs.cnn import Network, count_parameters
 from egs.errors import EGSError
 from egs.files import write_json
 from egs.genotype import Genotype, save_genotype
-from egs.loop import EpochLoop, GeneratorState
+from egs.loop import EpochLoop, GeneratorState, batch_statistics
 from egs.profiles import SearchSettings
 from egs.runlog import load_checkpoint
 from egs.supernet import Supernet
@@ -76,14 +76,13 @@ def build_model(cfg: SearchSettings, device: torch.device) -> Supernet:
 @torch.no_grad()
 def evaluate(model: Supernet, batches: TensorBatches, codes: dict[str, torch.Tensor]) -> tuple[float, float]:
     """Loss and accuracy of the supernet restricted to ``codes`` (e.g. the derived architecture)."""
-    model.eval()
     loss_sum, correct, n = 0.0, 0, 0
-    for x, y in batches.batches(0):
-        logits = model(x, codes=codes)
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += int((logits.argmax(1) == y).sum())
-        n += len(y)
-    model.train()
+    with batch_statistics(model):
+        for x, y in batches.batches(0):
+            logits = model(x, codes=codes)
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += int((logits.argmax(1) == y).sum())
+            n += len(y)
     return loss_sum / n, correct / n
 
 
@@ -186,7 +185,11 @@ def derive(run_dir: str | Path, method: str = "most_probable", seed: int = 0) ->
     ckpt = run_dir / "checkpoint.pt"
     if not ckpt.exists():
         raise EGSError(f"{run_dir} has no checkpoint.pt; pass the directory of a search run.")
-    cfg = SearchSettings(**json.loads((run_dir / "config.json").read_text()))
+    stored = json.loads((run_dir / "config.json").read_text())
+    if "corpus" in stored:  # a recurrent-cell search run
+        from egs.lm import derive_rnn
+        return derive_rnn(run_dir, method, seed)
+    cfg = SearchSettings(**stored)
     # The credits are buffers restored from the checkpoint, so the cheap analytic metric suffices
     # here (a latency run is not re-timed).
     model = Supernet(cfg.C, 10, cfg.layers, M=cfg.M, lam=cfg.lam, cost="flops",

@@ -72,9 +72,10 @@ def build_data(cfg: TrainSettings, device: torch.device, root=None):
     return train, test
 
 
-def resolve_genotype(spec: str | Path | Genotype, space: str = "conv", seed: int = 0, M: int = 7) -> Genotype:
+def resolve_genotype(spec: str | Path | Genotype, space: str = "conv", seed: int = 0, M: int | None = None) -> Genotype:
     """A genotype from a JSON path, a published name (``DARTS_V1``, ``DARTS_V2``) or ``random``
-    (a random cell of the EGS search space: every edge's ops hit by M uniform draws, seeded)."""
+    (a random cell of the EGS search space: every edge's ops hit by M uniform draws, seeded; M
+    defaults to the paper's, 7 for conv cells and 4 for recurrent cells)."""
     from egs import genotype as G
     if isinstance(spec, Genotype):
         return spec
@@ -82,7 +83,7 @@ def resolve_genotype(spec: str | Path | Genotype, space: str = "conv", seed: int
     if text in ("DARTS_V1", "DARTS_V2"):
         return getattr(G, text if space == "conv" else f"{text}_RNN")
     if text == "random":
-        return G.random_genotype(space, seed, M=M)
+        return G.random_genotype(space, seed, M=M or (7 if space == "conv" else 4))
     if not Path(text).is_file():
         raise EGSError(f"genotype {text!r} is neither a file nor a known name; pass a genotype JSON "
                        "path, DARTS_V1, DARTS_V2 or random.")

@@ -38,6 +38,17 @@ EXPECTED = {
         "inputs": {"genotype": "DARTS_V1", "imagenet_dir": "IMAGENET"},
         "contains": {"table2_imagenet.md": "trained at this profile"},
     },
+    "05_ptb": {
+        "figures": ["05_rnn_search_curves.png", "fig3c_recurrent_cell.png", "fig3c_recurrent_cell.svg"],
+        "tables": ["table3_ptb.md", "table3_ptb.csv"],
+        "outputs": {"run_root": "runs", "genotype_out": "rnn_genotype.json"},
+    },
+    "06_wikitext2_transfer": {
+        "figures": [],
+        "tables": ["table4_wikitext2.md", "table4_wikitext2.csv"],
+        "outputs": {"run_root": "runs"},
+        "inputs": {"genotype": "DARTS_V2_RNN_JSON"},
+    },
 }
 
 
@@ -76,6 +87,9 @@ def test_notebook_runs_at_smoke(path, tmp_path, data_root, monkeypatch):
     inputs = dict(EXPECTED[path.stem].get("inputs", {}))
     if inputs.get("imagenet_dir") == "IMAGENET":
         inputs["imagenet_dir"] = str(make_image_folder(tmp_path / "imagenet_root"))
+    if inputs.get("genotype") == "DARTS_V2_RNN_JSON":
+        from egs.genotype import DARTS_V2_RNN, save_genotype
+        inputs["genotype"] = str(save_genotype(DARTS_V2_RNN, tmp_path / "darts_v2_rnn.json"))
     papermill.execute_notebook(str(path), str(tmp_path / path.name), cwd=str(path.parent),
                                parameters={"profile": "smoke", "figures_dir": str(figures),
                                            "tables_dir": str(tables), **outputs, **inputs},

@@ -215,3 +215,21 @@ def test_cli_search_and_derive(tmp_path, data_root):
     bad = subprocess.run([sys.executable, "-m", "egs", "search", "--profile", "smoke", "--set", "M=0",
                           "--run-dir", str(tmp_path / "bad")], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "M=0" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_batch_statistics_evaluation_leaves_the_supernet_untouched():
+    from egs.loop import batch_statistics
+    torch.manual_seed(0)
+    model = Supernet(4, 10, 3, M=2)
+    x = torch.randn(4, 3, 8, 8)
+    codes = model.most_probable_codes()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        reference = model(x, codes=codes)  # training mode: batch statistics (and running-stat updates)
+    model.load_state_dict(before)
+    with torch.no_grad(), batch_statistics(model):
+        assert not model.training
+        out = model(x, codes=codes)
+    assert torch.allclose(out, reference, atol=1e-6) and model.training
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)

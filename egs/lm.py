@@ -1,0 +1,334 @@
+"""Recurrent cell search on Penn Treebank and language-model training (Sec. 4.2).
+
+* :class:`RNNSearch`: EGS search over the recurrent cell (:class:`egs.rnn.RNNSupernet`) with DARTS's
+  PTB search recipe: SGD (lr 20) on the weights, Adam on the logits, joint (Eq. 9) or first-order
+  bilevel updates, fixed-length BPTT windows, the hidden state carried across windows.
+* :class:`LMTrainer`: a genotype's language model (:class:`egs.rnn.RNNModel`) trained from scratch
+  with AWD-LSTM/DARTS's recipe: variable-length BPTT with the learning rate scaled by the window
+  length, gradient clipping, NT-ASGD (switch from SGD to averaged SGD once validation stops
+  improving; the averaged weights are evaluated), no fine-tuning.
+
+Both run in a run directory with exact resume (:mod:`egs.loop`); the carried hidden state, the
+window position and the optimizer kind are part of the checkpoint.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from egs.corpus import Corpus, batchify, epoch_windows, get_batch
+from egs.errors import EGSError
+from egs.files import write_json
+from egs.genotype import Genotype, save_genotype
+from egs.loop import EpochLoop, GeneratorState, batch_statistics
+from egs.profiles import LMTrainSettings, RNNSearchSettings
+from egs.rnn import RNNModel, RNNSupernet
+
+PAPER_EVAL = {"ptb": 850, "wikitext2": 700}  # embedding = hidden size of the paper-size models
+
+
+class Carried:
+    """A tensor carried from step to step (the hidden state), saved with the checkpoint."""
+
+    def __init__(self, value: torch.Tensor) -> None:
+        self.value = value
+
+    def state_dict(self) -> torch.Tensor:
+        return self.value
+
+    def load_state_dict(self, state: torch.Tensor) -> None:
+        self.value = state.to(self.value.device)
+
+
+def _stream(corpus: Corpus, split: str, tokens: int, batch_size: int, device: torch.device) -> torch.Tensor:
+    data = corpus.split(split)
+    return batchify(data[:tokens] if tokens else data, batch_size, device)
+
+
+@torch.no_grad()
+def evaluate_nll(forward: Callable, data: torch.Tensor, bptt: int, hidden: torch.Tensor) -> float:
+    """Mean negative log-likelihood per token over a batchified stream, hidden carried across windows."""
+    total, count = 0.0, 0
+    for i in range(0, len(data) - 1, bptt):
+        x, y = get_batch(data, i, bptt)
+        logp, hidden = forward(x, hidden)
+        total += F.nll_loss(logp.reshape(-1, logp.shape[-1]), y.reshape(-1), reduction="sum").item()
+        count += y.numel()
+    return total / count
+
+
+def _ppl(nll: float) -> float:
+    return math.exp(min(nll, 50.0))
+
+
+class _LMLoop(EpochLoop):
+    """Shared by search and training: the corpus streams and the BPTT windows of an epoch."""
+
+    variable_bptt = False
+
+    def _load(self, cfg, data_root) -> None:
+        self.corpus = Corpus(cfg.corpus, root=data_root)
+        self.train = _stream(self.corpus, "train", cfg.train_tokens, cfg.batch_size, self.device)
+        self.val = _stream(self.corpus, "valid", cfg.val_tokens, cfg.eval_batch_size, self.device)
+        if len(self.train) < 3:
+            raise EGSError(f"train_tokens={cfg.train_tokens} gives {len(self.train)} rows at batch_size="
+                           f"{cfg.batch_size}; use more tokens or a smaller batch.")
+
+    def windows(self, epoch: int) -> list[tuple[int, int]]:
+        return epoch_windows(len(self.train), self.cfg.bptt, self.cfg.seed, epoch, variable=self.variable_bptt)
+
+    def steps_per_epoch(self) -> int:
+        return len(self.windows(self.epoch))
+
+    def batches(self, epoch: int, start_step: int) -> Iterator[Any]:
+        for i, length in self.windows(epoch)[start_step:]:
+            yield (*get_batch(self.train, i, length), length)
+
+    def begin_epoch(self) -> None:
+        if self.step == 0:  # a new epoch starts from a zero hidden state (DARTS/AWD-LSTM)
+            self.hidden.value = self.model.init_hidden(self.cfg.batch_size)
+
+    def _lm_step(self, x: torch.Tensor, y: torch.Tensor, forward: Callable, params: list) -> tuple[float, int]:
+        logp, hidden = forward(x, self.hidden.value.detach())
+        loss = F.nll_loss(logp.reshape(-1, logp.shape[-1]), y.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        self.hidden.value = hidden.detach()
+        return loss.item(), y.numel()
+
+
+class RNNSearch(_LMLoop):
+    """EGS search over the recurrent cell on PTB (or WikiText-2)."""
+
+    label = "rnn search"
+
+    def __init__(self, cfg: RNNSearchSettings, run_dir: str | Path, resume: bool = False, data_root=None,
+                 progress: bool = True) -> None:
+        if cfg.mode not in ("joint", "bilevel"):
+            raise EGSError(f"mode={cfg.mode!r} is unknown; use 'joint' (the paper's Eq. 9) or 'bilevel'.")
+        super().__init__(cfg, run_dir, resume, progress)
+        self._load(cfg, data_root)
+        self.search_val = _stream(self.corpus, "valid", cfg.val_tokens, cfg.batch_size, self.device)
+        torch.manual_seed(cfg.seed)
+        self.model = m = RNNSupernet(len(self.corpus.vocab), cfg.emb, cfg.emb, M=cfg.M, lam=cfg.lam,
+                                     tau=cfg.tau_start, dropout=cfg.dropout, dropouth=cfg.dropouth,
+                                     dropoutx=cfg.dropoutx, dropouti=cfg.dropouti,
+                                     dropoute=cfg.dropoute).to(self.device)
+        self.w_opt = torch.optim.SGD(m.weight_parameters(), cfg.lr, weight_decay=cfg.weight_decay)
+        self.a_opt = torch.optim.Adam(m.arch_parameters(), cfg.arch_lr, weight_decay=cfg.arch_weight_decay)
+        self.gen = torch.Generator(self.device).manual_seed(cfg.seed)
+        self.hidden = Carried(m.init_hidden(cfg.batch_size))
+        self.stateful = {"model": m, "w_opt": self.w_opt, "a_opt": self.a_opt,
+                         "gen": GeneratorState(self.gen), "hidden": self.hidden}
+        self.start()
+
+    def begin_epoch(self) -> None:
+        c = self.cfg
+        self.model.tau = c.tau_start * (c.tau_end / c.tau_start) ** (self.epoch / max(1, c.epochs - 1))
+        super().begin_epoch()
+
+    def train_step(self, batch) -> dict[str, Any]:
+        x, y, _ = batch
+        m = self.model
+        if self.cfg.mode == "bilevel":  # first-order DARTS: alpha on a search-val window first
+            i = (self.step * self.cfg.bptt) % max(1, len(self.search_val) - 1 - self.cfg.bptt)
+            xv, yv = get_batch(self.search_val, i, self.cfg.bptt)
+            self.a_opt.zero_grad(set_to_none=True)
+            logp, _ = m(xv, m.init_hidden(self.cfg.batch_size), generator=self.gen)
+            F.nll_loss(logp.reshape(-1, logp.shape[-1]), yv.reshape(-1)).backward()
+            self.a_opt.step()
+        codes = m.sample(self.gen)
+        self.w_opt.zero_grad(set_to_none=True)
+        self.a_opt.zero_grad(set_to_none=True)
+        loss, n = self._lm_step(x, y, lambda inp, h: m(inp, h, codes=codes), m.weight_parameters())
+        self.w_opt.step()
+        if self.cfg.mode == "joint":  # Eq. 9: alpha from the same backward pass as w
+            self.a_opt.step()
+        active = float(codes.detach()[:, 1:].sum()) / len(codes)
+        return {"loss": loss * n, "n": n, "active": active, "steps": 1,
+                "log": {"loss": loss, "ppl": _ppl(loss), "active_ops": active}}
+
+    def end_epoch(self) -> dict[str, Any]:
+        m, s = self.model, self.sums
+        genotype = m.derive("most_probable")
+        codes = torch.tensor([[op in genotype.normal.edges.get(e, ()) for op in ("none", "tanh", "relu", "sigmoid", "identity")]
+                              for e in _edges(m)], dtype=torch.float32, device=self.device)
+        with batch_statistics(m):  # the supernet's running BN statistics mix all sampled cells
+            val = evaluate_nll(lambda inp, h: m(inp, h, codes=codes), self.val, self.cfg.bptt,
+                               m.init_hidden(self.cfg.eval_batch_size))
+        save_genotype(genotype, self.dir / "genotypes" / f"epoch_{self.epoch + 1:03d}.json")
+        p = m.probabilities().detach()
+        return {"train_loss": s["loss"] / s["n"], "train_ppl": _ppl(s["loss"] / s["n"]), "val_loss": val,
+                "val_ppl": _ppl(val), "tau": m.tau, "sampled_active_ops": s["active"] / s["steps"],
+                "expected_active_ops": float((1 - (1 - p.double()) ** m.M)[:, 1:].sum(-1).mean()),
+                "derived_ops": genotype.num_active_ops(), "p": p.cpu().tolist()}
+
+    def finish(self) -> dict[str, Any]:
+        genotype = self.model.derive("most_probable")
+        save_genotype(genotype, self.dir / "genotype.json")
+        epochs = [r for r in self.log.read() if r["type"] == "epoch"]
+        summary = _cost(self) | {
+            "genotype": str(self.dir / "genotype.json"), "final_val_ppl": epochs[-1]["val_ppl"],
+            "derived_ops": genotype.num_active_ops(),
+            "params_supernet": sum(p.numel() for p in self.model.weight_parameters()),
+            "params_derived_paper_size": _paper_params(genotype, self.cfg.corpus, len(self.corpus.vocab))}
+        write_json(self.dir / "summary.json", summary)
+        return summary
+
+
+def _edges(model: RNNSupernet) -> list:
+    from egs.rnn import rnn_edges
+    return rnn_edges(model.n_nodes)
+
+
+def _cost(loop: EpochLoop) -> dict[str, Any]:
+    hours = loop.elapsed / 3600
+    name = torch.cuda.get_device_name(loop.device) if loop.device.type == "cuda" else "cpu"
+    return {"wall_clock_s": loop.elapsed, "device": str(loop.device), "device_name": name,
+            "device_hours": hours, "device_days": hours / 24}
+
+
+def _paper_params(genotype: Genotype, corpus: str, ntoken: int) -> int:
+    """Parameters of the paper-size language model of ``genotype`` (built on ``meta``: no memory)."""
+    emb = PAPER_EVAL[corpus]
+    with torch.device("meta"):
+        return sum(p.numel() for p in RNNModel(ntoken, emb, emb, genotype).parameters())
+
+
+class NTASGD:
+    """Non-monotonically triggered ASGD (AWD-LSTM): SGD until the validation loss stops improving."""
+
+    def __init__(self, params: list, lr: float, weight_decay: float, nonmono: int) -> None:
+        self.params, self.lr, self.wd, self.nonmono = params, lr, weight_decay, nonmono
+        self.kind, self.history = "sgd", []
+        self.opt: torch.optim.Optimizer = torch.optim.SGD(params, lr, weight_decay=weight_decay)
+
+    def _switch(self) -> None:
+        self.kind = "asgd"
+        self.opt = torch.optim.ASGD(self.params, self.lr, t0=0, lambd=0.0, weight_decay=self.wd)
+
+    def observe(self, val_loss: float) -> None:
+        """After an epoch: switch to ASGD if ``val_loss`` is worse than the best but ``nonmono`` last."""
+        if self.kind == "sgd" and len(self.history) > self.nonmono and val_loss > min(self.history[:-self.nonmono]):
+            self._switch()
+        self.history.append(val_loss)
+
+    def averaged(self):
+        """Context manager swapping in the averaged weights (ASGD), for evaluation."""
+        from contextlib import contextmanager
+
+        @contextmanager
+        def swap():
+            saved = []
+            if self.kind == "asgd":
+                for p in self.params:
+                    ax = self.opt.state.get(p, {}).get("ax")
+                    if ax is not None:
+                        saved.append((p, p.data.clone()))
+                        p.data.copy_(ax)
+            try:
+                yield
+            finally:
+                for p, data in saved:
+                    p.data.copy_(data)
+        return swap()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "history": list(self.history), "opt": self.opt.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["kind"] == "asgd" and self.kind != "asgd":
+            self._switch()
+        self.history = list(state["history"])
+        self.opt.load_state_dict(state["opt"])
+
+
+class LMTrainer(_LMLoop):
+    """Train a recurrent genotype's language model from scratch, then report valid/test perplexity."""
+
+    label = "lm train"
+    variable_bptt = True
+
+    def __init__(self, cfg: LMTrainSettings, genotype: Genotype, run_dir: str | Path, resume: bool = False,
+                 data_root=None, progress: bool = True) -> None:
+        if genotype.space != "rnn":
+            raise EGSError(f"a language model needs a recurrent genotype, got space {genotype.space!r}.")
+        self.genotype = genotype
+        super().__init__(cfg, run_dir, resume, progress)
+        self._load(cfg, data_root)
+        self.test = _stream(self.corpus, "test", cfg.test_tokens, cfg.eval_batch_size, self.device)
+        torch.manual_seed(cfg.seed)
+        self.model = RNNModel(len(self.corpus.vocab), cfg.emb, cfg.emb, genotype, dropout=cfg.dropout,
+                              dropouth=cfg.dropouth, dropoutx=cfg.dropoutx, dropouti=cfg.dropouti,
+                              dropoute=cfg.dropoute).to(self.device)
+        self.opt = NTASGD(list(self.model.parameters()), cfg.lr, cfg.weight_decay, cfg.nonmono)
+        self.hidden = Carried(self.model.init_hidden(cfg.batch_size))
+        self.stateful = {"model": self.model, "opt": self.opt, "hidden": self.hidden}
+        self.start()
+        save_genotype(genotype, self.dir / "genotype.json")
+
+    def config_record(self) -> dict[str, Any]:
+        from dataclasses import asdict
+        return {**asdict(self.cfg), "genotype": self.genotype.to_dict()}
+
+    def train_step(self, batch) -> dict[str, Any]:
+        x, y, length = batch
+        opt = self.opt.opt
+        opt.param_groups[0]["lr"] = self.cfg.lr * length / self.cfg.bptt  # AWD-LSTM: scale by window length
+        opt.zero_grad(set_to_none=True)
+        loss, n = self._lm_step(x, y, self.model, list(self.model.parameters()))
+        opt.step()
+        opt.param_groups[0]["lr"] = self.cfg.lr
+        return {"loss": loss * n, "n": n, "log": {"loss": loss, "ppl": _ppl(loss)}}
+
+    def _evaluate(self, data: torch.Tensor) -> float:
+        self.model.eval()
+        with self.opt.averaged():
+            nll = evaluate_nll(self.model, data, self.cfg.bptt, self.model.init_hidden(self.cfg.eval_batch_size))
+        self.model.train()
+        return nll
+
+    def end_epoch(self) -> dict[str, Any]:
+        val = self._evaluate(self.val)
+        kind = self.opt.kind
+        self.opt.observe(val)
+        s = self.sums
+        return {"train_loss": s["loss"] / s["n"], "train_ppl": _ppl(s["loss"] / s["n"]), "val_loss": val,
+                "val_ppl": _ppl(val), "optimizer": kind, "switched_to_asgd": kind != self.opt.kind}
+
+    def finish(self) -> dict[str, Any]:
+        val, test = self._evaluate(self.val), self._evaluate(self.test)
+        summary = _cost(self) | {
+            "corpus": self.cfg.corpus, "genotype": str(self.dir / "genotype.json"),
+            "val_ppl": _ppl(val), "test_ppl": _ppl(test), "optimizer": self.opt.kind,
+            "params": sum(p.numel() for p in self.model.parameters()),
+            "params_paper_size": _paper_params(self.genotype, self.cfg.corpus, len(self.corpus.vocab))}
+        write_json(self.dir / "summary.json", summary)
+        return summary
+
+
+def derive_rnn(run_dir: str | Path, method: str = "most_probable", seed: int = 0) -> Genotype:
+    """The recurrent genotype of an RNN search run's latest checkpoint."""
+    import json
+
+    from egs.runlog import load_checkpoint
+    run_dir = Path(run_dir)
+    cfg = RNNSearchSettings(**json.loads((run_dir / "config.json").read_text()))
+    state = load_checkpoint(run_dir / "checkpoint.pt")["model"]
+    model = RNNSupernet(state["net.encoder.weight"].shape[0], cfg.emb, cfg.emb, M=cfg.M, lam=cfg.lam)
+    model.load_state_dict(state)
+    return model.derive(method, torch.Generator().manual_seed(seed))
+
+
+def rnn_search(cfg: RNNSearchSettings, run_dir: str | Path, resume: bool = False, data_root=None,
+               progress: bool = True) -> dict[str, Any]:
+    return RNNSearch(cfg, run_dir, resume=resume, data_root=data_root, progress=progress).run()
+
+
+def train_lm(cfg: LMTrainSettings, genotype: Genotype, run_dir: str | Path, resume: bool = False,
+             data_root=None, progress: bool = True) -> dict[str, Any]:
+    return LMTrainer(cfg, genotype, run_dir, resume=resume, data_root=data_root, progress=progress).run()

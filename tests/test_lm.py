@@ -1,0 +1,113 @@
+"""Recurrent search and language-model training: runs, exact resume, NT-ASGD, CLI."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from egs.errors import EGSError
+from egs.genotype import DARTS_V2_RNN, load_genotype
+from egs.lm import NTASGD, LMTrainer, RNNSearch
+from egs.profiles import settings
+from egs.search import derive
+
+SEARCH = settings("rnn_search", "smoke")
+TRAIN = settings("lm_train_ptb", "smoke")
+
+
+def _equal_runs(a, b) -> None:
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    strip = lambda log: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in log.read()]  # noqa: E731
+    assert strip(a.log) == strip(b.log)
+
+
+def test_rnn_search_runs_derives_and_resumes_exactly(tmp_path, data_root):
+    full = RNNSearch(SEARCH, tmp_path / "full", data_root=data_root, progress=False)
+    alpha0 = full.model.alpha.detach().clone()
+    summary = full.run()
+    assert not torch.equal(alpha0, full.model.alpha.detach())  # joint mode moved the logits
+    genotype = load_genotype(tmp_path / "full" / "genotype.json")
+    assert genotype.space == "rnn" and summary["derived_ops"] == genotype.num_active_ops()
+    assert derive(tmp_path / "full") == genotype
+    record = [r for r in full.log.read() if r["type"] == "epoch"][-1]
+    assert len(record["p"]) == 36 and record["val_ppl"] > 1
+    part = RNNSearch(SEARCH, tmp_path / "part", data_root=data_root, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        part.run(stop_after_steps=part.steps_per_epoch() + 3)  # mid-way through epoch 2
+    resumed = RNNSearch(SEARCH, tmp_path / "part", resume=True, data_root=data_root, progress=False)
+    resumed.run()
+    _equal_runs(full, resumed)
+
+
+def test_bilevel_rnn_search(tmp_path, data_root):
+    run = RNNSearch(dataclasses.replace(SEARCH, mode="bilevel", epochs=1), tmp_path / "b", data_root=data_root,
+                    progress=False)
+    alpha0 = run.model.alpha.detach().clone()
+    run.run()
+    assert not torch.equal(alpha0, run.model.alpha.detach())
+    with pytest.raises(EGSError, match="mode='greedy'"):
+        RNNSearch(dataclasses.replace(SEARCH, mode="greedy"), tmp_path / "g", data_root=data_root)
+
+
+def test_short_training_lowers_perplexity_and_resumes_exactly(tmp_path, data_root):
+    cfg = dataclasses.replace(TRAIN, epochs=3)
+    full = LMTrainer(cfg, DARTS_V2_RNN, tmp_path / "full", data_root=data_root, progress=False)
+    summary = full.run()
+    epochs = [r for r in full.log.read() if r["type"] == "epoch"]
+    assert epochs[-1]["train_ppl"] < epochs[0]["train_ppl"]
+    assert summary["test_ppl"] > 1 and summary["params_paper_size"] == 22_960_000
+    part = LMTrainer(cfg, DARTS_V2_RNN, tmp_path / "part", data_root=data_root, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        part.run(stop_after_steps=part.steps_per_epoch() + 2)
+    resumed = LMTrainer(cfg, DARTS_V2_RNN, tmp_path / "part", resume=True, data_root=data_root, progress=False)
+    resumed.run()
+    _equal_runs(full, resumed)
+
+
+def test_ntasgd_switches_when_validation_stops_improving_and_averages():
+    w = torch.nn.Parameter(torch.zeros(3))
+    opt = NTASGD([w], lr=0.1, weight_decay=0.0, nonmono=2)
+    for loss in (5.0, 4.0, 3.0, 3.5):  # 3.5 > min(5, 4): no switch yet (needs > nonmono epochs of history)
+        opt.observe(loss)
+    assert opt.kind == "sgd"
+    opt.observe(4.5)  # 4.5 > min(history[:-2]) = 4.0 -> averaged SGD
+    assert opt.kind == "asgd" and isinstance(opt.opt, torch.optim.ASGD)
+    for target in (1.0, 3.0, 5.0):  # torch applies the averaging weight with one step of lag
+        opt.opt.zero_grad()
+        ((w - target) ** 2).sum().backward()
+        opt.opt.step()
+    current = w.detach().clone()
+    with opt.averaged():
+        assert not torch.equal(w.detach(), current)  # the running average is swapped in
+    assert torch.equal(w.detach(), current)  # and swapped back
+    restored = NTASGD([w], lr=0.1, weight_decay=0.0, nonmono=2)
+    restored.load_state_dict(opt.state_dict())
+    assert restored.kind == "asgd" and restored.history == opt.history
+
+
+def test_lm_trainer_rejects_a_conv_genotype(tmp_path, data_root):
+    from egs.genotype import DARTS_V2
+    with pytest.raises(EGSError, match="recurrent genotype"):
+        LMTrainer(TRAIN, DARTS_V2, tmp_path / "x", data_root=data_root)
+
+
+def test_cli_rnn_search_and_wikitext2_training(tmp_path, data_root):
+    env = {"EGS_DATA_DIR": str(data_root), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-m", "egs", "search", "--space", "rnn", "--profile", "smoke",
+                          "--epochs", "1", "--run-dir", str(tmp_path / "s"), "--no-progress"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    train = subprocess.run([sys.executable, "-m", "egs", "train", str(tmp_path / "s" / "genotype.json"),
+                            "--dataset", "wikitext2", "--profile", "smoke", "--epochs", "1",
+                            "--run-dir", str(tmp_path / "t"), "--no-progress"],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert train.returncode == 0, train.stderr
+    assert json.loads(train.stdout)["corpus"] == "wikitext2"
+    bad = subprocess.run([sys.executable, "-m", "egs", "search", "--space", "rnn", "--cost", "flops",
+                          "--profile", "smoke"], capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "--cost applies to the conv space" in bad.stderr
