@@ -154,9 +154,8 @@ class RNNSearch(_LMLoop):
 
     def end_epoch(self) -> dict[str, Any]:
         m, s = self.model, self.sums
+        codes = m.most_probable_codes()
         genotype = m.derive("most_probable")
-        codes = torch.tensor([[op in genotype.normal.edges.get(e, ()) for op in ("none", "tanh", "relu", "sigmoid", "identity")]
-                              for e in _edges(m)], dtype=torch.float32, device=self.device)
         with batch_statistics(m):  # the supernet's running BN statistics mix all sampled cells
             val = evaluate_nll(lambda inp, h: m(inp, h, codes=codes), self.val, self.cfg.bptt,
                                m.init_hidden(self.cfg.eval_batch_size))
@@ -178,11 +177,6 @@ class RNNSearch(_LMLoop):
             "params_derived_paper_size": _paper_params(genotype, self.cfg.corpus, len(self.corpus.vocab))}
         write_json(self.dir / "summary.json", summary)
         return summary
-
-
-def _edges(model: RNNSupernet) -> list:
-    from egs.rnn import rnn_edges
-    return rnn_edges(model.n_nodes)
 
 
 def _cost(loop: EpochLoop) -> dict[str, Any]:

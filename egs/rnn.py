@@ -354,10 +354,16 @@ class RNNSupernet(nn.Module):
         return self.net(inputs, hidden, weights=codes, active=active_ops(codes), return_logits=return_logits)
 
     @torch.no_grad()
+    def most_probable_codes(self) -> torch.Tensor:
+        """The most probable code (E, 5) of every edge under p (exact, from the code distribution)."""
+        p = self.probabilities()
+        return code_distribution(p.double().cpu(), self.M).most_probable().float().to(p.device)
+
+    @torch.no_grad()
     def derive(self, method: str = "most_probable", generator: torch.Generator | None = None) -> Genotype:
         """The recurrent genotype read from p: each edge's most probable code (exact), or a sample."""
         if method == "most_probable":
-            codes = code_distribution(self.probabilities().double().cpu(), self.M).most_probable().float()
+            codes = self.most_probable_codes()
         elif method == "sample":
             codes = self.sample(generator)
         else:
