@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from egs.errors import EGSError
 from egs.genotype import CellGenotype, Edge, Genotype
 from egs.ops import RNN_OPS, ZERO, rnn_activation
-from egs.sampler import _check_M, _check_tau, code_distribution, ensemble_gumbel_softmax
+from egs.sampler import _check_M, _check_tau, ensemble_gumbel_softmax, most_probable_code
 
 N_NODES = 9          # node 0 + 8 intermediate nodes (the paper's n = 12 adds x_t, h_{t-1}, h_t)
 INITRANGE = 0.04     # DARTS's uniform initialisation range for W0, W_j and the embedding
@@ -356,8 +356,7 @@ class RNNSupernet(nn.Module):
     @torch.no_grad()
     def most_probable_codes(self) -> torch.Tensor:
         """The most probable code (E, 5) of every edge under p (exact, from the code distribution)."""
-        p = self.probabilities()
-        return code_distribution(p.double().cpu(), self.M).most_probable().float().to(p.device)
+        return most_probable_code(self.probabilities(), self.M)
 
     @torch.no_grad()
     def derive(self, method: str = "most_probable", generator: torch.Generator | None = None) -> Genotype:

@@ -199,6 +199,11 @@ def code_distribution(p: object, M: int) -> CodeDistribution:
     return CodeDistribution(p=p, M=M, codes=all_codes(K), probs=probs)
 
 
+def most_probable_code(p: torch.Tensor, M: int) -> torch.Tensor:
+    """The most probable hard code of each row of ``p`` (..., K), as floats on ``p``'s device (exact)."""
+    return code_distribution(p.detach().double().cpu(), M).most_probable().to(p.device, torch.float32)
+
+
 def inclusion_probability(p: object, M: int) -> torch.Tensor:
     """Closed form of P(code_k = 1) = 1 - (1 - p_k)^M: op k is hit by at least one of M draws."""
     M, p = _check_M(M), _as_prob(p)

@@ -15,7 +15,7 @@ from egs.credits import credit_from_cost, edge_costs
 from egs.errors import EGSError
 from egs.genotype import Genotype
 from egs.ops import CONV_OPS, ZERO
-from egs.sampler import _check_M, _check_tau, code_distribution, ensemble_gumbel_softmax
+from egs.sampler import _check_M, _check_tau, ensemble_gumbel_softmax, most_probable_code
 
 CELL_TYPES = ("normal", "reduce")
 
@@ -85,8 +85,7 @@ class Supernet(nn.Module):
     @torch.no_grad()
     def most_probable_codes(self) -> dict[str, torch.Tensor]:
         """The most probable code of every edge under p (exact, from the code distribution)."""
-        return {kind: code_distribution(p.detach().double().cpu(), self.M).most_probable().float()
-                .to(p.device) for kind, p in self.probabilities().items()}
+        return {kind: most_probable_code(p, self.M) for kind, p in self.probabilities().items()}
 
     @torch.no_grad()
     def derive(self, method: str = "most_probable", generator: torch.Generator | None = None) -> Genotype:
