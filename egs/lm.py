@@ -170,20 +170,13 @@ class RNNSearch(_LMLoop):
         genotype = self.model.derive("most_probable")
         save_genotype(genotype, self.dir / "genotype.json")
         epochs = [r for r in self.log.read() if r["type"] == "epoch"]
-        summary = _cost(self) | {
+        summary = self.cost() | {
             "genotype": str(self.dir / "genotype.json"), "final_val_ppl": epochs[-1]["val_ppl"],
             "derived_ops": genotype.num_active_ops(),
             "params_supernet": sum(p.numel() for p in self.model.weight_parameters()),
             "params_derived_paper_size": _paper_params(genotype, self.cfg.corpus, len(self.corpus.vocab))}
         write_json(self.dir / "summary.json", summary)
         return summary
-
-
-def _cost(loop: EpochLoop) -> dict[str, Any]:
-    hours = loop.elapsed / 3600
-    name = torch.cuda.get_device_name(loop.device) if loop.device.type == "cuda" else "cpu"
-    return {"wall_clock_s": loop.elapsed, "device": str(loop.device), "device_name": name,
-            "device_hours": hours, "device_days": hours / 24}
 
 
 def _paper_params(genotype: Genotype, corpus: str, ntoken: int) -> int:
@@ -296,7 +289,7 @@ class LMTrainer(_LMLoop):
 
     def finish(self) -> dict[str, Any]:
         val, test = self._evaluate(self.val), self._evaluate(self.test)
-        summary = _cost(self) | {
+        summary = self.cost() | {
             "corpus": self.cfg.corpus, "genotype": str(self.dir / "genotype.json"),
             "val_ppl": _ppl(val), "test_ppl": _ppl(test), "optimizer": self.opt.kind,
             "params": sum(p.numel() for p in self.model.parameters()),

@@ -154,6 +154,13 @@ class EpochLoop:
             self.log.truncate(0)
             write_json(self.dir / "config.json", self.config_record())
 
+    def cost(self) -> dict[str, Any]:
+        """What the run cost: wall-clock seconds of training and device hours/days, and the device."""
+        hours = self.elapsed / 3600
+        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+        return {"wall_clock_s": self.elapsed, "device": str(self.device), "device_name": name,
+                "device_hours": hours, "device_days": hours / 24}
+
     def checkpoint(self) -> None:
         state = {name: obj.state_dict() for name, obj in self.stateful.items()}
         state.update(epoch=self.epoch, step=self.step, elapsed=self.elapsed, sums=dict(self.sums),

@@ -157,12 +157,8 @@ class Search(EpochLoop):
         genotype = self.model.derive("most_probable")
         save_genotype(genotype, self.dir / "genotype.json")
         epochs = [r for r in self.log.read() if r["type"] == "epoch"]
-        hours = self.elapsed / 3600
-        summary = {
+        summary = self.cost() | {
             "genotype": str(self.dir / "genotype.json"),
-            "wall_clock_s": self.elapsed, "device": str(self.device),
-            "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
-            "device_hours": hours, "device_days": hours / 24,
             "final_val_acc": epochs[-1]["val_acc"] if epochs else math.nan,
             "params_supernet": count_parameters(self.model.net),
             "params_derived_search_size": count_parameters(Network(self.cfg.C, 10, self.cfg.layers, genotype)),

@@ -184,13 +184,11 @@ class Trainer(EpochLoop):
 
     def finish(self) -> dict[str, Any]:
         epochs = [r for r in self.log.read() if r["type"] == "epoch"]
-        hours = self.elapsed / 3600
-        summary = {
+        summary = self.cost() | {
             "dataset": self.cfg.dataset, "genotype": str(self.dir / "genotype.json"),
             "test_top1_err": epochs[-1]["test_top1_err"], "test_top5_err": epochs[-1]["test_top5_err"],
             "params": count_parameters(self.model, exclude=("auxiliary",)),
             "params_with_aux": count_parameters(self.model),
-            "wall_clock_s": self.elapsed, "device": str(self.device), "device_hours": hours,
         }
         write_json(self.dir / "summary.json", summary)
         return summary
