@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from egs.cnn import active_ops
+from egs.loop import MixedPrecision
 from egs.supernet import Supernet
 
 MB = 2 ** 20
@@ -49,6 +50,7 @@ class Config:
     warmup: int
     repeats: int
     seed: int
+    amp: bool = False
 
     @property
     def name(self) -> str:
@@ -104,6 +106,9 @@ def run_config(cfg: Config) -> dict[str, Any]:
     device = torch.device(cfg.device)
     torch.manual_seed(cfg.seed)  # same weights and alphas in every config
     model = Supernet(cfg.C, 10, cfg.layers, M=cfg.M).to(device).train()
+    precision = MixedPrecision(device, cfg.amp)  # autocast on CUDA with --amp, as the search runs it
+    if cfg.amp and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
     data = torch.Generator(device=device).manual_seed(cfg.seed)
     x = torch.randn(cfg.batch, 3, 32, 32, device=device, generator=data)
     y = torch.randint(0, 10, (cfg.batch,), device=device, generator=data)
@@ -124,12 +129,15 @@ def run_config(cfg: Config) -> dict[str, Any]:
         t0 = time.perf_counter()
         if cfg.kind == "egs":
             codes = model.sample(codes_gen)  # sampler + straight-through weights, re-drawn each step
-            logits = model(x, codes=codes)
-        elif cfg.kind == "dense":
-            logits = model.forward_dense(x)
-        else:
-            logits = model.net(x, weights=None, active=active)
-        F.cross_entropy(logits, y).backward()
+        with precision.autocast():
+            if cfg.kind == "egs":
+                logits = model(x, codes=codes)
+            elif cfg.kind == "dense":
+                logits = model.forward_dense(x)
+            else:
+                logits = model.net(x, weights=None, active=active)
+            loss = F.cross_entropy(logits, y)
+        precision.scaler.scale(loss).backward()
         _sync(device)
         elapsed = time.perf_counter() - t0
         if cfg.kind == "egs":
@@ -210,6 +218,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--amp", action="store_true", help="on CUDA: autocast (bf16, else fp16) and channels_last, "
+                   "as search and training run by default there")
     p.add_argument("--json", metavar="OUT", default=None, help="write every raw number to OUT")
     args = p.parse_args(argv)
     args.Ms = list(dict.fromkeys(args.Ms))  # duplicates would collide in the tables
@@ -226,7 +236,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     threads = args.threads or torch.get_num_threads()
     name = torch.cuda.get_device_name(0) if device == "cuda" else f"cpu ({os.cpu_count()} cores)"
     print(f"device {device}: {name} | torch {torch.__version__} | threads {threads} | "
-          f"C={args.C} layers={args.layers} Ms={args.Ms} warmup={args.warmup} repeats={args.repeats}")
+          f"C={args.C} layers={args.layers} Ms={args.Ms} warmup={args.warmup} repeats={args.repeats}"
+          f"{' | amp' if args.amp and device == 'cuda' else ''}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if device == "cpu" and load + threads > (os.cpu_count() or 1):
         print(f"warning: load average {load:.1f} + {threads} threads > {os.cpu_count()} cores: "
@@ -239,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                                "threads": threads, "load_average": load, "args": vars(args), "batches": {}}
     for batch in args.batch_sizes:
         common = dict(batch=batch, C=args.C, layers=args.layers, device=device, threads=threads,
-                      warmup=args.warmup, repeats=args.repeats, seed=args.seed)
+                      warmup=args.warmup, repeats=args.repeats, seed=args.seed, amp=args.amp)
         configs = [Config("dense", M=1, **common)]
         configs += [Config(kind, M=M, **common) for M in args.Ms for kind in ("egs", "child")]
         res = {}

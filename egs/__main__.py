@@ -42,14 +42,18 @@ def _settings_from(items: list[str] | None) -> dict:
 
 
 def _report(run) -> int:
-    """Run a search or training; print its summary, or the interruption notice (exit 130)."""
+    """Run a search or training; print its summary (rank 0 under torchrun), or the interruption
+    notice (exit 130)."""
     import json
+
+    from egs import distributed
     try:
         summary = run()
     except KeyboardInterrupt as stop:
         print(f"egs: {stop or 'interrupted'}", file=sys.stderr)
         return 130
-    print(json.dumps(summary, indent=2))
+    if distributed.context().main:
+        print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -167,19 +171,24 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--out", help="write the genotype JSON here")
     de.add_argument("--render", metavar="DIR", help="draw the cells (SVG, PNG) into DIR")
     de.set_defaults(run=_derive)
+
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        code = args.run(args)
     except EGSError as err:
         print(f"egs: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("egs: interrupted", file=sys.stderr)
         return 130
+    if "torch" in sys.modules:  # leave a torchrun process group cleanly
+        from egs import distributed
+        distributed.shutdown()
+    return code
 
 
 if __name__ == "__main__":

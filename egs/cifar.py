@@ -115,12 +115,14 @@ class TensorBatches:
     ``augment=True`` shuffles each epoch and applies DARTS's crop + flip (+ cutout if ``cutout > 0``);
     ``augment=False`` only normalises, in index order (``shuffle`` overrides the order either way).
     ``image_size`` below the stored size downscales all images once, up front (the ``cpu`` profile).
+    ``shard=(rank, world)`` yields only rank's contiguous ``batch_size / world`` rows of every (global)
+    batch, for data-parallel training under torchrun; the global batches are those of one process.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, augment: bool,
                  seed: int, image_size: int | None = None, cutout: int = 0, drop_last: bool = True,
                  device: str | torch.device = "cpu", channels_last: bool = False,
-                 shuffle: bool | None = None) -> None:
+                 shuffle: bool | None = None, shard: tuple[int, int] = (0, 1)) -> None:
         if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4 \
                 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
             got = f"{images.dtype} tensor of shape {tuple(images.shape)}" if isinstance(images, torch.Tensor) \
@@ -147,6 +149,12 @@ class TensorBatches:
             raise EGSError(f"cutout={cutout} is training augmentation and needs augment=True; "
                            "pass cutout=0 for evaluation batches.")
         self.augment, self.seed, self.drop_last = bool(augment), seed, bool(drop_last)
+        rank, world = shard
+        if world > 1 and (self.batch_size % world or not self.drop_last):
+            raise EGSError(f"batch_size={batch_size} must split evenly over {world} processes (and drop_last=True) "
+                           f"to shard it; use a multiple of {world}.")
+        part = self.batch_size // world
+        self._rows = (rank * part, (rank + 1) * part)
         _generator(seed)  # validates the seed now rather than at the first epoch
         self.shuffle = self.augment if shuffle is None else bool(shuffle)
         self.image_size, self.pad = size, size // 8
@@ -184,9 +192,10 @@ class TensorBatches:
             raise EGSError(f"start_step={start_step} is past the end of the epoch; use 0..{len(self)} "
                            "(steps per epoch).")
         plan = self._plan(epoch)
+        lo, hi = self._rows
         for step in range(start_step, len(self)):
-            window = slice(step * self.batch_size, (step + 1) * self.batch_size)
-            yield self._batch(plan, window)
+            first = step * self.batch_size
+            yield self._batch(plan, slice(first + lo, first + hi))
 
     def _plan(self, epoch: int) -> dict[str, torch.Tensor]:
         """All of an epoch's random draws, from the generator of ``(seed, epoch)``, on the device."""

@@ -49,10 +49,15 @@ class FolderBatches:
 
     def __init__(self, folder: str | os.PathLike, batch_size: int, *, train: bool, seed: int,
                  image_size: int = 224, size: int = 0, workers: int = 4,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", shard: tuple[int, int] = (0, 1)) -> None:
         import torchvision
         self.dataset = torchvision.datasets.ImageFolder(str(folder), transform=_transform(train, image_size))
         self.train, self.seed, self.batch_size, self.workers = train, seed, batch_size, workers
+        rank, world = shard
+        if world > 1 and (batch_size % world or not train):
+            raise EGSError(f"batch_size={batch_size} must split evenly over {world} processes to shard the "
+                           f"training batches; use a multiple of {world}.")
+        self.rank, self.world = rank, world
         self.device = torch.device(device)
         n = len(self.dataset)
         keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values if size else None
@@ -73,7 +78,10 @@ class FolderBatches:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             order = order[torch.randperm(len(order), generator=g)][: len(self) * self.batch_size]
         order = order[start_step * self.batch_size:]
-        loader = DataLoader(Subset(self.dataset, order.tolist()), batch_size=self.batch_size, shuffle=False,
+        part = self.batch_size // self.world  # this rank's rows of every global batch
+        order = order.view(-1, self.batch_size)[:, self.rank * part:(self.rank + 1) * part].reshape(-1) \
+            if self.world > 1 else order
+        loader = DataLoader(Subset(self.dataset, order.tolist()), batch_size=part, shuffle=False,
                             num_workers=self.workers, pin_memory=self.device.type == "cuda")
         for x, y in loader:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)

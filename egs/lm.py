@@ -10,6 +10,10 @@
 
 Both run in a run directory with exact resume (:mod:`egs.loop`); the carried hidden state, the
 window position and the optimizer kind are part of the checkpoint.
+
+Under torchrun (:mod:`egs.distributed`) the ``batch_size`` streams of the training stream are
+split over the ranks (each carries the hidden state of its own streams) and DDP averages the
+gradients; evaluation splits the ``eval_batch_size`` streams likewise and adds the sums.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from egs import distributed
 from egs.corpus import Corpus, batchify, epoch_windows, get_batch
 from egs.errors import EGSError
 from egs.files import write_json
@@ -32,16 +37,20 @@ PAPER_EVAL = {"ptb": 850, "wikitext2": 700}  # embedding = hidden size of the pa
 
 
 class Carried:
-    """A tensor carried from step to step (the hidden state), saved with the checkpoint."""
+    """The hidden state (1, streams, nhid) carried from step to step, saved with the checkpoint.
 
-    def __init__(self, value: torch.Tensor) -> None:
-        self.value = value
+    Under torchrun each rank carries its own streams; the checkpoint holds all of them in stream
+    order, and a resuming rank takes its own share, whatever the number of processes.
+    """
+
+    def __init__(self, value: torch.Tensor, ctx: distributed.Context) -> None:
+        self.value, self.ctx = value, ctx
 
     def state_dict(self) -> torch.Tensor:
-        return self.value
+        return torch.cat([v.to(self.value.device) for v in distributed.gather_object(self.value.cpu(), self.ctx)], 1)
 
     def load_state_dict(self, state: torch.Tensor) -> None:
-        self.value = state.to(self.value.device)
+        self.value = state[:, distributed.shard(state.shape[1], self.ctx)].to(self.value.device)
 
 
 def _stream(corpus: Corpus, split: str, tokens: int, batch_size: int, device: torch.device) -> torch.Tensor:
@@ -50,15 +59,15 @@ def _stream(corpus: Corpus, split: str, tokens: int, batch_size: int, device: to
 
 
 @torch.no_grad()
-def evaluate_nll(forward: Callable, data: torch.Tensor, bptt: int, hidden: torch.Tensor) -> float:
-    """Mean negative log-likelihood per token over a batchified stream, hidden carried across windows."""
+def nll_sums(forward: Callable, data: torch.Tensor, bptt: int, hidden: torch.Tensor) -> tuple[float, int]:
+    """Summed negative log-likelihood and token count over a batchified stream, hidden carried across windows."""
     total, count = 0.0, 0
     for i in range(0, len(data) - 1, bptt):
         x, y = get_batch(data, i, bptt)
         logp, hidden = forward(x, hidden)
         total += F.nll_loss(logp.reshape(-1, logp.shape[-1]), y.reshape(-1), reduction="sum").item()
         count += y.numel()
-    return total / count
+    return total, count
 
 
 def _ppl(nll: float) -> float:
@@ -72,11 +81,27 @@ class _LMLoop(EpochLoop):
 
     def _load(self, cfg, data_root) -> None:
         self.corpus = Corpus(cfg.corpus, root=data_root)
-        self.train = _stream(self.corpus, "train", cfg.train_tokens, cfg.batch_size, self.device)
+        self.local_batch = distributed.local_batch(cfg.batch_size, self.dist)
+        train = _stream(self.corpus, "train", cfg.train_tokens, cfg.batch_size, self.device)
+        self.train = train[:, distributed.shard(cfg.batch_size, self.dist)]  # this rank's streams
         self.val = _stream(self.corpus, "valid", cfg.val_tokens, cfg.eval_batch_size, self.device)
         if len(self.train) < 3:
             raise EGSError(f"train_tokens={cfg.train_tokens} gives {len(self.train)} rows at batch_size="
                            f"{cfg.batch_size}; use more tokens or a smaller batch.")
+        self.lr = distributed.scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_reference_batch)
+
+    def nll(self, forward: Callable, data: torch.Tensor, split: bool = True) -> float:
+        """Mean NLL per token of ``data`` (batchified); under torchrun each rank takes some of its streams
+        (``split``), or all ranks evaluate all of them (batch-normalised search cells, whose statistics
+        are taken across the streams)."""
+        if not split:
+            total, count = nll_sums(forward, data, self.cfg.bptt, self.model.init_hidden(data.shape[1]))
+            return total / count
+        streams = torch.tensor_split(torch.arange(data.shape[1]), self.dist.world)[self.dist.rank]
+        total, count = nll_sums(forward, data[:, streams.to(data.device)], self.cfg.bptt,
+                                self.model.init_hidden(len(streams))) if len(streams) else (0.0, 0)
+        total, count = distributed.all_sum([total, count], self.dist, self.device)
+        return total / count
 
     def windows(self, epoch: int) -> list[tuple[int, int]]:
         return epoch_windows(len(self.train), self.cfg.bptt, self.cfg.seed, epoch, variable=self.variable_bptt)
@@ -90,7 +115,7 @@ class _LMLoop(EpochLoop):
 
     def begin_epoch(self) -> None:
         if self.step == 0:  # a new epoch starts from a zero hidden state (DARTS/AWD-LSTM)
-            self.hidden.value = self.model.init_hidden(self.cfg.batch_size)
+            self.hidden.value = self.model.init_hidden(self.local_batch)
 
     def _lm_step(self, x: torch.Tensor, y: torch.Tensor, forward: Callable, params: list) -> tuple[float, int]:
         logp, hidden = forward(x, self.hidden.value.detach())
@@ -112,16 +137,18 @@ class RNNSearch(_LMLoop):
             raise EGSError(f"mode={cfg.mode!r} is unknown; use 'joint' (the paper's Eq. 9) or 'bilevel'.")
         super().__init__(cfg, run_dir, resume, progress)
         self._load(cfg, data_root)
-        self.search_val = _stream(self.corpus, "valid", cfg.val_tokens, cfg.batch_size, self.device)
+        self.search_val = _stream(self.corpus, "valid", cfg.val_tokens, cfg.batch_size,
+                                  self.device)[:, distributed.shard(cfg.batch_size, self.dist)]
         torch.manual_seed(cfg.seed)
         self.model = m = RNNSupernet(len(self.corpus.vocab), cfg.emb, cfg.emb, M=cfg.M, lam=cfg.lam,
                                      tau=cfg.tau_start, dropout=cfg.dropout, dropouth=cfg.dropouth,
                                      dropoutx=cfg.dropoutx, dropouti=cfg.dropouti,
                                      dropoute=cfg.dropoute).to(self.device)
-        self.w_opt = torch.optim.SGD(m.weight_parameters(), cfg.lr, weight_decay=cfg.weight_decay)
+        self.forward = distributed.wrap(m, self.dist, self.device, sparse=True)  # DDP: codes switch ops off
+        self.w_opt = torch.optim.SGD(m.weight_parameters(), self.lr, weight_decay=cfg.weight_decay)
         self.a_opt = torch.optim.Adam(m.arch_parameters(), cfg.arch_lr, weight_decay=cfg.arch_weight_decay)
         self.gen = torch.Generator(self.device).manual_seed(cfg.seed)
-        self.hidden = Carried(m.init_hidden(cfg.batch_size))
+        self.hidden = Carried(m.init_hidden(self.local_batch), self.dist)
         self.stateful = {"model": m, "w_opt": self.w_opt, "a_opt": self.a_opt,
                          "gen": GeneratorState(self.gen), "hidden": self.hidden}
         self.start()
@@ -131,20 +158,28 @@ class RNNSearch(_LMLoop):
         self.model.tau = c.tau_start * (c.tau_end / c.tau_start) ** (self.epoch / max(1, c.epochs - 1))
         super().begin_epoch()
 
+    def sample(self) -> torch.Tensor:
+        """This step's codes; under torchrun, checked to be the same on every rank (never assumed)."""
+        codes = self.model.sample(self.gen)
+        distributed.check_identical([*self.model.arch_parameters(), codes], "architecture logits or sampled codes",
+                                    f"epoch {self.epoch + 1}, step {self.step + 1}", self.dist, self.device)
+        return codes
+
     def train_step(self, batch) -> dict[str, Any]:
         x, y, _ = batch
         m = self.model
         if self.cfg.mode == "bilevel":  # first-order DARTS: alpha on a search-val window first
             i = (self.step * self.cfg.bptt) % max(1, len(self.search_val) - 1 - self.cfg.bptt)
             xv, yv = get_batch(self.search_val, i, self.cfg.bptt)
+            codes = self.sample()
             self.a_opt.zero_grad(set_to_none=True)
-            logp, _ = m(xv, m.init_hidden(self.cfg.batch_size), generator=self.gen)
+            logp, _ = self.forward(xv, m.init_hidden(self.local_batch), codes=codes)
             F.nll_loss(logp.reshape(-1, logp.shape[-1]), yv.reshape(-1)).backward()
             self.a_opt.step()
-        codes = m.sample(self.gen)
+        codes = self.sample()
         self.w_opt.zero_grad(set_to_none=True)
         self.a_opt.zero_grad(set_to_none=True)
-        loss, n = self._lm_step(x, y, lambda inp, h: m(inp, h, codes=codes), m.weight_parameters())
+        loss, n = self._lm_step(x, y, lambda inp, h: self.forward(inp, h, codes=codes), m.weight_parameters())
         self.w_opt.step()
         if self.cfg.mode == "joint":  # Eq. 9: alpha from the same backward pass as w
             self.a_opt.step()
@@ -157,9 +192,9 @@ class RNNSearch(_LMLoop):
         codes = m.most_probable_codes()
         genotype = m.derive("most_probable")
         with batch_statistics(m):  # the supernet's running BN statistics mix all sampled cells
-            val = evaluate_nll(lambda inp, h: m(inp, h, codes=codes), self.val, self.cfg.bptt,
-                               m.init_hidden(self.cfg.eval_batch_size))
-        save_genotype(genotype, self.dir / "genotypes" / f"epoch_{self.epoch + 1:03d}.json")
+            val = self.nll(lambda inp, h: m(inp, h, codes=codes), self.val, split=False)
+        if self.dist.main:
+            save_genotype(genotype, self.dir / "genotypes" / f"epoch_{self.epoch + 1:03d}.json")
         p = m.probabilities().detach()
         return {"train_loss": s["loss"] / s["n"], "train_ppl": _ppl(s["loss"] / s["n"]), "val_loss": val,
                 "val_ppl": _ppl(val), "tau": m.tau, "sampled_active_ops": s["active"] / s["steps"],
@@ -168,14 +203,15 @@ class RNNSearch(_LMLoop):
 
     def finish(self) -> dict[str, Any]:
         genotype = self.model.derive("most_probable")
-        save_genotype(genotype, self.dir / "genotype.json")
         epochs = [r for r in self.log.read() if r["type"] == "epoch"]
         summary = self.cost() | {
             "genotype": str(self.dir / "genotype.json"), "final_val_ppl": epochs[-1]["val_ppl"],
             "derived_ops": genotype.num_active_ops(),
             "params_supernet": sum(p.numel() for p in self.model.weight_parameters()),
             "params_derived_paper_size": _paper_params(genotype, self.cfg.corpus, len(self.corpus.vocab))}
-        write_json(self.dir / "summary.json", summary)
+        if self.dist.main:
+            save_genotype(genotype, self.dir / "genotype.json")
+            write_json(self.dir / "summary.json", summary)
         return summary
 
 
@@ -252,11 +288,13 @@ class LMTrainer(_LMLoop):
         self.model = RNNModel(len(self.corpus.vocab), cfg.emb, cfg.emb, genotype, dropout=cfg.dropout,
                               dropouth=cfg.dropouth, dropoutx=cfg.dropoutx, dropouti=cfg.dropouti,
                               dropoute=cfg.dropoute).to(self.device)
-        self.opt = NTASGD(list(self.model.parameters()), cfg.lr, cfg.weight_decay, cfg.nonmono)
-        self.hidden = Carried(self.model.init_hidden(cfg.batch_size))
+        self.forward = distributed.wrap(self.model, self.dist, self.device)
+        self.opt = NTASGD(list(self.model.parameters()), self.lr, cfg.weight_decay, cfg.nonmono)
+        self.hidden = Carried(self.model.init_hidden(self.local_batch), self.dist)
         self.stateful = {"model": self.model, "opt": self.opt, "hidden": self.hidden}
         self.start()
-        save_genotype(genotype, self.dir / "genotype.json")
+        if self.dist.main:
+            save_genotype(genotype, self.dir / "genotype.json")
 
     def config_record(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -265,17 +303,17 @@ class LMTrainer(_LMLoop):
     def train_step(self, batch) -> dict[str, Any]:
         x, y, length = batch
         opt = self.opt.opt
-        opt.param_groups[0]["lr"] = self.cfg.lr * length / self.cfg.bptt  # AWD-LSTM: scale by window length
+        opt.param_groups[0]["lr"] = self.lr * length / self.cfg.bptt  # AWD-LSTM: scale by window length
         opt.zero_grad(set_to_none=True)
-        loss, n = self._lm_step(x, y, self.model, list(self.model.parameters()))
+        loss, n = self._lm_step(x, y, self.forward, list(self.model.parameters()))
         opt.step()
-        opt.param_groups[0]["lr"] = self.cfg.lr
+        opt.param_groups[0]["lr"] = self.lr
         return {"loss": loss * n, "n": n, "log": {"loss": loss, "ppl": _ppl(loss)}}
 
     def _evaluate(self, data: torch.Tensor) -> float:
         self.model.eval()
         with self.opt.averaged():
-            nll = evaluate_nll(self.model, data, self.cfg.bptt, self.model.init_hidden(self.cfg.eval_batch_size))
+            nll = self.nll(self.model, data)
         self.model.train()
         return nll
 
@@ -293,8 +331,10 @@ class LMTrainer(_LMLoop):
             "corpus": self.cfg.corpus, "genotype": str(self.dir / "genotype.json"),
             "val_ppl": _ppl(val), "test_ppl": _ppl(test), "optimizer": self.opt.kind,
             "params": sum(p.numel() for p in self.model.parameters()),
-            "params_paper_size": _paper_params(self.genotype, self.cfg.corpus, len(self.corpus.vocab))}
-        write_json(self.dir / "summary.json", summary)
+            "params_paper_size": _paper_params(self.genotype, self.cfg.corpus, len(self.corpus.vocab)),
+            "batch_per_process": self.local_batch, "lr": self.lr}
+        if self.dist.main:
+            write_json(self.dir / "summary.json", summary)
         return summary
 
 

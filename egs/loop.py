@@ -9,13 +9,19 @@ function of ``(seed, epoch, step)``, so a resumed run continues exactly as if ne
 
 Subclasses build their model and data, list their stateful objects in ``self.stateful``, and
 implement :meth:`batches`, :meth:`train_step`, :meth:`end_epoch` and :meth:`finish`.
+
+Under ``torchrun`` (:mod:`egs.distributed`) every rank runs this loop in step: only rank 0 writes
+files and shows progress, epoch sums are added over the ranks before :meth:`end_epoch`, a Ctrl-C seen
+by any rank stops all of them after the same step, and a checkpoint holds the weights once (they are
+identical on all ranks, which is checked every epoch) plus every rank's global RNG state, so any
+number of processes can resume it.
 """
 from __future__ import annotations
 
 import json
 import signal
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,6 +29,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
+from egs import distributed
 from egs.errors import EGSError
 from egs.files import write_json
 from egs.runlog import MetricsLog, load_checkpoint, save_checkpoint
@@ -41,6 +48,23 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+class MixedPrecision:
+    """Autocast (bf16 where the GPU supports it, else fp16 with a gradient scaler) on CUDA; off on CPU.
+
+    ``scaler`` is a ``torch.amp.GradScaler`` that is a no-op unless fp16 is used, so a step is
+    always ``scaler.scale(loss).backward(); scaler.unscale_(opt); clip; scaler.step(opt); scaler.update()``.
+    """
+
+    def __init__(self, device: torch.device, enabled: bool) -> None:
+        cuda = device.type == "cuda"
+        self.device_type = device.type
+        self.dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda and enabled else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
+
+    def autocast(self):
+        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
+
+
 class GeneratorState:
     """Adapter giving a ``torch.Generator`` the ``state_dict`` interface of the other objects."""
 
@@ -55,16 +79,28 @@ class GeneratorState:
 
 
 class GlobalRNGState:
-    """The global torch RNGs (drop-path masks, dropout), saved and restored with a checkpoint."""
+    """The global torch RNGs (drop-path masks, dropout) of every rank, saved and restored with a checkpoint.
+
+    Each rank draws its own masks. A rank with no saved state (resuming with more processes than
+    wrote the checkpoint) continues from rank 0's state, reseeded by its rank.
+    """
+
+    def __init__(self, ctx: distributed.Context, device: torch.device) -> None:
+        self.ctx, self.device = ctx, device
 
     def state_dict(self) -> dict[str, Any]:
-        return {"cpu": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        mine = {"cpu": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
+        return {"ranks": distributed.gather_object(mine, self.ctx)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        torch.set_rng_state(state["cpu"].cpu())
-        if state["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        ranks = state["ranks"]
+        mine = ranks[self.ctx.rank] if self.ctx.rank < len(ranks) else ranks[0]
+        torch.set_rng_state(mine["cpu"].cpu())
+        if mine["cuda"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(mine["cuda"].cpu(), self.device)
+        if self.ctx.rank >= len(ranks):
+            torch.manual_seed(int(torch.randint(2**62, (1,))) + self.ctx.rank)
 
 
 @contextmanager
@@ -116,8 +152,12 @@ class EpochLoop:
     label = "run"
 
     def __init__(self, cfg: Any, run_dir: str | Path, resume: bool, progress: bool) -> None:
-        self.cfg, self.dir, self.progress, self.resume = cfg, Path(run_dir), progress, resume
-        self.device = resolve_device(cfg.device)
+        device = resolve_device(cfg.device)
+        self.dist = distributed.init(device)
+        self.device = distributed.rank_device(device, self.dist)
+        run_dir = distributed.broadcast_object(str(run_dir), self.dist)  # one directory, rank 0's name
+        self.cfg, self.dir, self.resume = cfg, Path(run_dir), resume
+        self.progress = progress and self.dist.main
         ckpt = self.dir / "checkpoint.pt"
         if resume:
             if not ckpt.exists():
@@ -140,32 +180,76 @@ class EpochLoop:
 
     def start(self) -> None:
         """Call once the model and optimizers exist: restore a checkpoint or start a fresh log."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.log = MetricsLog(self.dir / "metrics.jsonl")
-        self.stateful["global_rng"] = GlobalRNGState()
+        main = self.dist.main
+        if main:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        self.log = MetricsLog(self.dir / "metrics.jsonl", write=main)
+        self.stateful["global_rng"] = GlobalRNGState(self.dist, self.device)
         if self.resume:
             state = load_checkpoint(self.dir / "checkpoint.pt", self.device)
             for name, obj in self.stateful.items():
                 obj.load_state_dict(state[name])
             self.epoch, self.step, self.elapsed = state["epoch"], state["step"], state["elapsed"]
-            self.sums = dict(state["sums"])
+            self.sums = dict(state["sums"]) if main else {}  # epoch sums so far, counted once
             self.log.truncate(state["metrics_lines"])
         else:
+            if self.dist.rank:  # each rank its own dropout / drop-path masks
+                torch.manual_seed(self.cfg.seed + 7919 * self.dist.rank)
             self.log.truncate(0)
-            write_json(self.dir / "config.json", self.config_record())
+            if main:
+                write_json(self.dir / "config.json", self.config_record())
 
     def cost(self) -> dict[str, Any]:
         """What the run cost: wall-clock seconds of training and device hours/days, and the device."""
         hours = self.elapsed / 3600
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+        world = self.dist.world
         return {"wall_clock_s": self.elapsed, "device": str(self.device), "device_name": name,
-                "device_hours": hours, "device_days": hours / 24}
+                "processes": world, "device_hours": hours * world, "device_days": hours * world / 24}
+
+    def global_sums(self) -> dict[str, float]:
+        """The epoch's running sums added over all ranks (every rank has the same keys)."""
+        keys = sorted(self.sums)
+        return dict(zip(keys, distributed.all_sum([self.sums[k] for k in keys], self.dist, self.device)))
 
     def checkpoint(self) -> None:
+        """Every rank takes part (RNG states are gathered); rank 0 writes."""
         state = {name: obj.state_dict() for name, obj in self.stateful.items()}
-        state.update(epoch=self.epoch, step=self.step, elapsed=self.elapsed, sums=dict(self.sums),
+        state.update(epoch=self.epoch, step=self.step, elapsed=self.elapsed, sums=self.global_sums(),
                      metrics_lines=self.log.lines)
-        save_checkpoint(self.dir / "checkpoint.pt", state)
+        if self.dist.main:
+            save_checkpoint(self.dir / "checkpoint.pt", state)
+
+    def backward(self, x: torch.Tensor, y: torch.Tensor, loss_of) -> tuple[float, torch.Tensor]:
+        """Backward pass of the mean loss over ``(x, y)``, in micro-batches of ``cfg.micro_batch`` rows.
+
+        ``loss_of(x_i, y_i) -> (loss, logits)`` runs under autocast; each micro-batch's mean loss is
+        weighted by its share of the rows, so the gradients are those of the whole batch's mean loss,
+        with BatchNorm statistics taken per micro-batch. A run with the same global batch and
+        ``micro_batch`` therefore trains the same way on any number of processes (a 2-process run
+        and a 1-process run differ only in float rounding; DDP syncs gradients on the last
+        micro-batch only). ``micro_batch`` 0 is the whole per-process batch. Returns the loss and the
+        logits of the whole batch.
+        """
+        size = getattr(self.cfg, "micro_batch", 0) or len(y)
+        if len(y) % size:
+            raise EGSError(f"micro_batch={size} must divide the per-process batch of {len(y)} rows; use a "
+                           "divisor of batch_size / processes, or 0 for the whole batch.")
+        parts = range(0, len(y), size)
+        total, outputs = 0.0, []
+        for i, start in enumerate(parts):
+            xi, yi = x[start:start + size], y[start:start + size]
+            last = i == len(parts) - 1
+            sync = nullcontext() if last or not hasattr(self.forward, "no_sync") else self.forward.no_sync()
+            with sync:
+                with self.precision.autocast():
+                    loss, logits = loss_of(xi, yi)
+                    share = loss * (len(yi) / len(y)) if len(parts) > 1 else loss
+                # the sampled codes' graph (alpha -> code) is shared by the micro-batches
+                self.precision.scaler.scale(share).backward(retain_graph=not last)
+            total += share.item()
+            outputs.append(logits.detach())
+        return total, torch.cat(outputs)
 
     # ------------------------------------------------------------------ subclass hooks
     def steps_per_epoch(self) -> int:
@@ -212,7 +296,8 @@ class EpochLoop:
                     bar.update(1)
                     if "loss" in self.sums:
                         bar.set_postfix(loss=f"{self.sums['loss'] / self.sums['n']:.3f}")
-                    if flag["stop"] or (stop_after_steps is not None and done >= stop_after_steps):
+                    stop = distributed.any_rank(flag["stop"], self.dist, self.device)
+                    if stop or (stop_after_steps is not None and done >= stop_after_steps):
                         self.elapsed += time.perf_counter() - start
                         bar.close()
                         self.checkpoint()
@@ -220,6 +305,9 @@ class EpochLoop:
                                                 f"{self.step}; checkpoint saved in {self.dir}, resume with --resume")
                 bar.close()
                 self.elapsed += time.perf_counter() - start
+                self.sums = self.global_sums()
+                distributed.check_identical(self.stateful["model"].parameters(), "weights",
+                                            f"the end of epoch {self.epoch + 1}", self.dist, self.device)
                 record = self.end_epoch()
                 self.log.write({"type": "epoch", "epoch": self.epoch + 1, "elapsed_s": self.elapsed, **record})
                 self.epoch, self.step, self.sums = self.epoch + 1, 0, {}

@@ -31,6 +31,13 @@ class SearchSettings:
     The temperature is not given by the paper; we keep tau = 1 (a geometric schedule from
     ``tau_start`` to ``tau_end`` is available). ``train_size``/``val_size`` of 0 use the whole
     25,000-image halves of the CIFAR-10 training set.
+
+    ``batch_size`` is the global batch: under torchrun each of N processes trains on ``batch_size / N``
+    of it. ``lr`` is the weight learning rate for that batch; ``lr_reference_batch`` > 0 scales it by
+    ``batch_size / lr_reference_batch`` (linear scaling). ``micro_batch`` > 0 splits each process's
+    batch into groups of that many images (gradients accumulated, BatchNorm statistics per group):
+    with it set, a run trains the same way on any number of processes (see ``EpochLoop.backward``).
+    AMP and channels_last apply on CUDA only.
     """
 
     epochs: int = 50
@@ -56,6 +63,10 @@ class SearchSettings:
     arch_beta2: float = 0.999
     arch_weight_decay: float = 1e-3
     grad_clip: float = 5.0
+    lr_reference_batch: int = 0  # 0: lr as given; N: lr * batch_size / N (see egs.distributed)
+    micro_batch: int = 0  # BatchNorm/accumulation group; 0: the whole per-process batch
+    amp: bool = True
+    channels_last: bool = True
     seed: int = 0
     log_every: int = 50
     device: str = "auto"
@@ -67,6 +78,9 @@ class TrainSettings:
 
     ``auxiliary_weight`` 0 builds no auxiliary tower; ``schedule`` is ``cosine`` (to ``lr_min``) or
     ``poly`` (``lr * (1 - epoch / epochs) ** poly_power``). AMP and channels_last apply on CUDA only.
+    ``batch_size`` is the global batch over all torchrun processes; ``lr_reference_batch`` > 0 scales
+    ``lr`` (and ``lr_min``) by ``batch_size / lr_reference_batch``; ``micro_batch`` as in
+    :class:`SearchSettings`.
     """
 
     dataset: str = "cifar10"  # "cifar10" or "imagenet"
@@ -89,6 +103,8 @@ class TrainSettings:
     cutout: int = 16
     label_smoothing: float = 0.0
     workers: int = 4  # ImageNet data-loading processes
+    lr_reference_batch: int = 0  # 0: lr as given; N: lr * batch_size / N (see egs.distributed)
+    micro_batch: int = 0  # BatchNorm/accumulation group; 0: the whole per-process batch
     amp: bool = True
     channels_last: bool = True
     compile: bool = False
@@ -102,7 +118,8 @@ class RNNSearchSettings:
     """Recurrent cell search on PTB (Sec. 4.2); ``paper`` is DARTS's PTB search recipe.
 
     ``train_tokens``/``val_tokens`` of 0 use the whole splits. DARTS's search uses fixed-length BPTT
-    windows; its activation regularisers (AR/TAR) are not used here.
+    windows; its activation regularisers (AR/TAR) are not used here. ``batch_size`` (streams) is the
+    global batch over all torchrun processes; ``lr_reference_batch`` as in :class:`SearchSettings`.
     """
 
     corpus: str = "ptb"
@@ -123,6 +140,7 @@ class RNNSearchSettings:
     grad_clip: float = 0.25
     arch_lr: float = 3e-3
     arch_weight_decay: float = 1e-3
+    lr_reference_batch: int = 0
     dropout: float = 0.75
     dropouth: float = 0.25
     dropoutx: float = 0.75
@@ -139,6 +157,8 @@ class LMTrainSettings:
 
     NT-ASGD: plain SGD until the validation loss has not improved on the best of all but the last
     ``nonmono`` epochs, then averaged SGD; the averaged weights are evaluated and reported.
+    ``batch_size`` (streams) is the global batch over all torchrun processes; ``lr_reference_batch``
+    as in :class:`SearchSettings`.
     """
 
     corpus: str = "ptb"
@@ -154,6 +174,7 @@ class LMTrainSettings:
     weight_decay: float = 8e-7
     grad_clip: float = 0.25
     nonmono: int = 5
+    lr_reference_batch: int = 0
     dropout: float = 0.75
     dropouth: float = 0.25
     dropoutx: float = 0.75

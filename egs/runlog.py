@@ -12,27 +12,37 @@ from egs.files import atomic_open, write_text
 
 
 class MetricsLog:
-    """Append-only JSON-lines file; :meth:`truncate` drops lines written after a checkpoint."""
+    """Append-only JSON-lines file, mirrored in memory; :meth:`truncate` drops lines written after a
+    checkpoint. ``write=False`` (ranks other than 0) keeps the records in memory only."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self.lines = len(self.read()) if self.path.exists() else 0
+    def __init__(self, path: str | os.PathLike, write: bool = True) -> None:
+        self.path, self.writes = Path(path), write
+        self.records = self._read_file()
 
-    def write(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
-        self.lines += 1
+    @property
+    def lines(self) -> int:
+        return len(self.records)
 
-    def read(self) -> list[dict[str, Any]]:
+    def _read_file(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
         return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
 
+    def write(self, record: dict[str, Any]) -> None:
+        record = json.loads(json.dumps(record, sort_keys=True))
+        self.records.append(record)
+        if self.writes:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        return list(self.records)
+
     def truncate(self, lines: int) -> None:
         """Keep the first ``lines`` records (those a checkpoint accounts for)."""
-        kept = self.read()[:lines]
-        write_text(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
-        self.lines = len(kept)
+        self.records = self._read_file()[:lines]
+        if self.writes:
+            write_text(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.records))
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:

@@ -10,6 +10,10 @@ A run directory holds ``config.json``, ``metrics.jsonl`` (step and epoch records
 and ``checkpoint.pt``, written atomically at the end of every epoch and when interrupted (Ctrl-C
 finishes the current step first). ``resume=True`` continues exactly: same batches, same sampled
 codes, same final weights and genotype as an uninterrupted run (on CPU).
+
+Under torchrun (:mod:`egs.distributed`) the supernet trains data-parallel: each rank takes its rows of
+every global batch, DDP averages the gradients of the weights *and* of ``alpha``, and every step checks
+that all ranks sampled the same codes from the same logits (every epoch, that all weights agree).
 """
 from __future__ import annotations
 
@@ -22,12 +26,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from egs import distributed
 from egs.cifar import TensorBatches, load_cifar10, search_split, subset
 from egs.cnn import Network, count_parameters
 from egs.errors import EGSError
 from egs.files import write_json
 from egs.genotype import Genotype, save_genotype
-from egs.loop import EpochLoop, GeneratorState, batch_statistics
+from egs.loop import EpochLoop, GeneratorState, MixedPrecision, batch_statistics
 from egs.profiles import SearchSettings
 from egs.runlog import load_checkpoint
 from egs.supernet import Supernet
@@ -52,19 +57,23 @@ def check_settings(cfg: SearchSettings) -> None:
         raise EGSError(f"tau_start={cfg.tau_start} and tau_end={cfg.tau_end} must be > 0.")
 
 
-def build_data(cfg: SearchSettings, device: torch.device, root=None) -> tuple[TensorBatches, TensorBatches]:
-    """Search-train and search-val batches from the 50/50 split of the CIFAR-10 training set."""
+def build_data(cfg: SearchSettings, device: torch.device, root=None,
+               shard: tuple[int, int] = (0, 1)) -> tuple[TensorBatches, TensorBatches, TensorBatches]:
+    """Search-train, search-val and architecture-step batches from the 50/50 split of the CIFAR-10
+    training set. The architecture-step batches (``bilevel`` mode) are search-val in full batches,
+    sharded like the training batches; search-val itself is evaluated in whole batches."""
     images, labels = load_cifar10(train=True, root=root)
     train_idx, val_idx = search_split(len(images), cfg.seed)
     if cfg.train_size:
         train_idx = subset(train_idx, cfg.train_size, cfg.seed, labels=labels)
     if cfg.val_size:
         val_idx = subset(val_idx, cfg.val_size, cfg.seed + 1, labels=labels)
-    train = TensorBatches(images[train_idx], labels[train_idx], cfg.batch_size, augment=True,
-                          seed=cfg.seed, image_size=cfg.image_size, device=device)
-    val = TensorBatches(images[val_idx], labels[val_idx], cfg.batch_size, augment=False,
-                        seed=cfg.seed, image_size=cfg.image_size, device=device, drop_last=False)
-    return train, val
+    channels_last = cfg.channels_last and device.type == "cuda"
+    kw = dict(seed=cfg.seed, image_size=cfg.image_size, device=device, channels_last=channels_last)
+    train = TensorBatches(images[train_idx], labels[train_idx], cfg.batch_size, augment=True, shard=shard, **kw)
+    val = TensorBatches(images[val_idx], labels[val_idx], cfg.batch_size, augment=False, drop_last=False, **kw)
+    arch = TensorBatches(images[val_idx], labels[val_idx], cfg.batch_size, augment=False, shard=shard, **kw)
+    return train, val, arch
 
 
 def build_model(cfg: SearchSettings, device: torch.device) -> Supernet:
@@ -74,15 +83,18 @@ def build_model(cfg: SearchSettings, device: torch.device) -> Supernet:
 
 
 @torch.no_grad()
-def evaluate(model: Supernet, batches: TensorBatches, codes: dict[str, torch.Tensor]) -> tuple[float, float]:
-    """Loss and accuracy of the supernet restricted to ``codes`` (e.g. the derived architecture)."""
+def evaluate(model: Supernet, batches: TensorBatches, codes: dict[str, torch.Tensor],
+             ctx: distributed.Context = distributed.Context()) -> tuple[float, float]:
+    """Loss and accuracy of the supernet restricted to ``codes`` (e.g. the derived architecture);
+    under torchrun the ranks take turns over whole batches and add their sums."""
     loss_sum, correct, n = 0.0, 0, 0
     with batch_statistics(model):
-        for x, y in batches.batches(0):
+        for x, y in distributed.take_turns(batches.batches(0), ctx):
             logits = model(x, codes=codes)
             loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
             correct += int((logits.argmax(1) == y).sum())
             n += len(y)
+    loss_sum, correct, n = distributed.all_sum([loss_sum, correct, n], ctx, batches.device)
     return loss_sum / n, correct / n
 
 
@@ -95,16 +107,22 @@ class Search(EpochLoop):
                  data_root=None, progress: bool = True) -> None:
         check_settings(cfg)
         super().__init__(cfg, run_dir, resume, progress)
-        self.train, self.val = build_data(cfg, self.device, data_root)
+        ctx = self.dist
+        self.train, self.val, self.arch = build_data(cfg, self.device, data_root, (ctx.rank, ctx.world))
         self.model = m = build_model(cfg, self.device)
-        self.w_opt = torch.optim.SGD(m.weight_parameters(), cfg.lr, momentum=cfg.momentum,
+        if self.device.type == "cuda" and cfg.channels_last:
+            m.to(memory_format=torch.channels_last)
+        self.forward = distributed.wrap(m, ctx, self.device, sparse=True)  # DDP: codes switch ops off
+        self.precision = MixedPrecision(self.device, cfg.amp)
+        lr = distributed.scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_reference_batch)
+        self.w_opt = torch.optim.SGD(m.weight_parameters(), lr, momentum=cfg.momentum,
                                      weight_decay=cfg.weight_decay)
         self.a_opt = torch.optim.Adam(m.arch_parameters(), cfg.arch_lr, betas=(cfg.arch_beta1, cfg.arch_beta2),
                                       weight_decay=cfg.arch_weight_decay)
-        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, cfg.epochs, eta_min=cfg.lr_min)
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, cfg.epochs, eta_min=cfg.lr_min * lr / cfg.lr)
         self.gen = torch.Generator(self.device).manual_seed(cfg.seed)
         self.stateful = {"model": m, "w_opt": self.w_opt, "a_opt": self.a_opt, "sched": self.sched,
-                         "gen": GeneratorState(self.gen)}
+                         "gen": GeneratorState(self.gen), "scaler": self.precision.scaler}
         self.start()
 
     def steps_per_epoch(self) -> int:
@@ -116,33 +134,49 @@ class Search(EpochLoop):
     def begin_epoch(self) -> None:
         self.model.tau = temperature(self.cfg, self.epoch)
 
+    def sample(self) -> dict[str, torch.Tensor]:
+        """This step's codes; under torchrun, checked to be the same on every rank (never assumed)."""
+        codes = self.model.sample(self.gen)
+        distributed.check_identical([*self.model.arch_parameters(), *codes.values()],
+                                    "architecture logits or sampled codes",
+                                    f"epoch {self.epoch + 1}, step {self.step + 1}", self.dist, self.device)
+        return codes
+
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
         (x, y), cfg, m = batch, self.cfg, self.model
+        scaler = self.precision.scaler
         if cfg.mode == "bilevel":  # first-order DARTS: alpha on a search-val batch first
-            xv, yv = next(self.val.batches(0, self.step % len(self.val)))
+            xv, yv = next(self.arch.batches(0, self.step % len(self.arch)))
+            codes = self.sample()
             self.a_opt.zero_grad(set_to_none=True)
-            F.cross_entropy(m(xv, generator=self.gen), yv).backward()
-            self.a_opt.step()
-        codes = m.sample(self.gen)
-        logits = m(x, codes=codes)
-        loss = F.cross_entropy(logits, y)
+            self.backward(xv, yv, lambda xi, yi: self._loss(xi, yi, codes))
+            scaler.step(self.a_opt)
+            scaler.update()
+        codes = self.sample()
         self.w_opt.zero_grad(set_to_none=True)
         self.a_opt.zero_grad(set_to_none=True)
-        loss.backward()
+        value, logits = self.backward(x, y, lambda xi, yi: self._loss(xi, yi, codes))
+        scaler.unscale_(self.w_opt)
         nn.utils.clip_grad_norm_(m.weight_parameters(), cfg.grad_clip)
-        self.w_opt.step()
+        scaler.step(self.w_opt)
         if cfg.mode == "joint":  # Eq. 9: alpha from the same backward pass as w
-            self.a_opt.step()
+            scaler.step(self.a_opt)
+        scaler.update()
         active = sum(float(c.detach()[:, 1:].sum()) for c in codes.values()) / sum(len(c) for c in codes.values())
-        correct, n, value = int((logits.argmax(1) == y).sum()), len(y), loss.item()
+        correct, n = int((logits.argmax(1) == y).sum()), len(y)
         return {"loss": value * n, "correct": correct, "n": n, "active": active, "steps": 1,
                 "log": {"loss": value, "acc": correct / n, "active_ops": active}}
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor, codes: dict[str, torch.Tensor]):
+        logits = self.forward(x, codes=codes)
+        return F.cross_entropy(logits, y), logits
 
     def end_epoch(self) -> dict[str, Any]:
         m, s = self.model, self.sums
         genotype = m.derive("most_probable")
-        val_loss, val_acc = evaluate(m, self.val, m.most_probable_codes())
-        save_genotype(genotype, self.dir / "genotypes" / f"epoch_{self.epoch + 1:03d}.json")
+        val_loss, val_acc = evaluate(m, self.val, m.most_probable_codes(), self.dist)
+        if self.dist.main:
+            save_genotype(genotype, self.dir / "genotypes" / f"epoch_{self.epoch + 1:03d}.json")
         record = {"train_loss": s["loss"] / s["n"], "train_acc": s["correct"] / s["n"], "val_loss": val_loss,
                   "val_acc": val_acc, "tau": m.tau, "lr": self.sched.get_last_lr()[0],
                   "sampled_active_ops": s["active"] / s["steps"],
@@ -155,7 +189,6 @@ class Search(EpochLoop):
     def finish(self) -> dict[str, Any]:
         """Derive the final genotype, count its parameters, and write ``summary.json``."""
         genotype = self.model.derive("most_probable")
-        save_genotype(genotype, self.dir / "genotype.json")
         epochs = [r for r in self.log.read() if r["type"] == "epoch"]
         summary = self.cost() | {
             "genotype": str(self.dir / "genotype.json"),
@@ -165,7 +198,9 @@ class Search(EpochLoop):
             "params_derived_eval_size": count_parameters(Network(EVAL_SIZE["C"], 10, EVAL_SIZE["layers"], genotype)),
             "derived_ops": {k: c.num_active_ops() for k, c in genotype.cells().items()},
         }
-        write_json(self.dir / "summary.json", summary)
+        if self.dist.main:
+            save_genotype(genotype, self.dir / "genotype.json")
+            write_json(self.dir / "summary.json", summary)
         return summary
 
 

@@ -19,11 +19,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from egs import distributed
 from egs.cnn import count_parameters
 from egs.errors import EGSError
 from egs.files import write_json
 from egs.genotype import Genotype, save_genotype
-from egs.loop import EpochLoop
+from egs.loop import EpochLoop, MixedPrecision
 from egs.profiles import TrainSettings
 
 DATASETS = ("cifar10", "imagenet")
@@ -47,13 +48,14 @@ def build_network(genotype: Genotype, cfg: TrainSettings, num_classes: int) -> n
     return eval_network(genotype, cfg.dataset, cfg.C, cfg.layers, num_classes, auxiliary=cfg.auxiliary_weight > 0)
 
 
-def build_data(cfg: TrainSettings, device: torch.device, root=None):
-    """Training and test batches: CIFAR-10 train/test sets, or ImageNet train/val folders."""
+def build_data(cfg: TrainSettings, device: torch.device, root=None, shard: tuple[int, int] = (0, 1)):
+    """Training and test batches: CIFAR-10 train/test sets, or ImageNet train/val folders; ``shard``
+    is ``(rank, world)`` of a data-parallel run (training batches only; see :mod:`egs.distributed`)."""
     if cfg.dataset == "imagenet":
         from egs.imagenet import FolderBatches, locate_imagenet
         folder = locate_imagenet(root)
         kw = dict(seed=cfg.seed, image_size=cfg.image_size, workers=cfg.workers, device=device)
-        return (FolderBatches(folder / "train", cfg.batch_size, train=True, size=cfg.train_size, **kw),
+        return (FolderBatches(folder / "train", cfg.batch_size, train=True, size=cfg.train_size, shard=shard, **kw),
                 FolderBatches(folder / "val", cfg.batch_size, train=False, size=cfg.test_size, **kw))
     from egs.cifar import TensorBatches, load_cifar10, subset
     images, labels = load_cifar10(train=True, root=root)
@@ -66,7 +68,7 @@ def build_data(cfg: TrainSettings, device: torch.device, root=None):
         test_images, test_labels = test_images[keep], test_labels[keep]
     channels_last = cfg.channels_last and device.type == "cuda"
     train = TensorBatches(images, labels, cfg.batch_size, augment=True, seed=cfg.seed, image_size=cfg.image_size,
-                          cutout=cfg.cutout, device=device, channels_last=channels_last)
+                          cutout=cfg.cutout, device=device, channels_last=channels_last, shard=shard)
     test = TensorBatches(test_images, test_labels, cfg.batch_size, augment=False, seed=cfg.seed,
                          image_size=cfg.image_size, drop_last=False, device=device, channels_last=channels_last)
     return train, test
@@ -105,26 +107,32 @@ class Trainer(EpochLoop):
         check_settings(cfg)
         self.genotype = genotype
         super().__init__(cfg, run_dir, resume, progress)
-        self.train, self.test = build_data(cfg, self.device, data_root)
+        self.train, self.test = build_data(cfg, self.device, data_root, (self.dist.rank, self.dist.world))
         classes = getattr(self.train, "num_classes", 10)
         torch.manual_seed(cfg.seed)
         self.model = build_network(genotype, cfg, classes).to(self.device)
-        cuda = self.device.type == "cuda"
-        if cuda and cfg.channels_last:
+        if self.device.type == "cuda" and cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.forward = torch.compile(self.model) if cfg.compile else self.model
-        self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda and cfg.amp else None
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.opt = torch.optim.SGD(self.model.parameters(), cfg.lr, momentum=cfg.momentum,
+        # Training runs through DDP (several processes); evaluation on the plain module, since each
+        # rank evaluates its own share of the test batches.
+        ddp = distributed.wrap(self.model, self.dist, self.device)
+        self.forward = torch.compile(ddp) if cfg.compile else ddp
+        self.eval_forward = self.forward if ddp is self.model else \
+            (torch.compile(self.model) if cfg.compile else self.model)
+        self.precision = MixedPrecision(self.device, cfg.amp)
+        self.scaler = self.precision.scaler
+        scale = distributed.scaled_lr(1.0, cfg.batch_size, cfg.lr_reference_batch)
+        self.opt = torch.optim.SGD(self.model.parameters(), cfg.lr * scale, momentum=cfg.momentum,
                                    weight_decay=cfg.weight_decay)
         if cfg.schedule == "cosine":
-            self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, cfg.epochs, eta_min=cfg.lr_min)
+            self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, cfg.epochs, eta_min=cfg.lr_min * scale)
         else:
             self.sched = torch.optim.lr_scheduler.LambdaLR(
                 self.opt, lambda e: max(0.0, 1 - e / cfg.epochs) ** cfg.poly_power)
         self.stateful = {"model": self.model, "opt": self.opt, "sched": self.sched, "scaler": self.scaler}
         self.start()
-        save_genotype(genotype, self.dir / "genotype.json")
+        if self.dist.main:
+            save_genotype(genotype, self.dir / "genotype.json")
 
     def config_record(self) -> dict[str, Any]:
         return {**asdict(self.cfg), "genotype": self.genotype.to_dict()}
@@ -138,41 +146,41 @@ class Trainer(EpochLoop):
     def begin_epoch(self) -> None:
         self.model.drop_prob = self.cfg.drop_path * self.epoch / self.cfg.epochs  # DARTS: linear increase
 
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+    def _loss(self, x: torch.Tensor, y: torch.Tensor):
+        logits, aux = _logits(self.forward(x, with_aux=True))
+        loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
+        if aux is not None:
+            loss = loss + self.cfg.auxiliary_weight * F.cross_entropy(aux, y, label_smoothing=self.cfg.label_smoothing)
+        return loss, logits
 
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
         x, y = batch
-        cfg = self.cfg
         self.model.train()
-        with self._autocast():
-            logits, aux = _logits(self.forward(x, with_aux=True))
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-            if aux is not None:
-                loss = loss + cfg.auxiliary_weight * F.cross_entropy(aux, y, label_smoothing=cfg.label_smoothing)
         self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        value, logits = self.backward(x, y, self._loss)
         self.scaler.unscale_(self.opt)
-        nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.scaler.step(self.opt)
         self.scaler.update()
-        correct, n, value = int((logits.argmax(1) == y).sum()), len(y), loss.item()
+        correct, n = int((logits.argmax(1) == y).sum()), len(y)
         return {"loss": value * n, "correct": correct, "n": n, "log": {"loss": value, "acc": correct / n}}
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Test loss, top-1 and top-5 error of the current weights (eval mode: no aux, no drop-path)."""
+        """Test loss, top-1 and top-5 error of the current weights (eval mode: no aux, no drop-path);
+        under torchrun each rank evaluates every N-th test batch and the sums are added."""
         self.model.eval()
         loss_sum, top1, top5, n = 0.0, 0, 0, 0
-        for x, y in self.test.batches(0):
-            with self._autocast():
-                logits, _ = _logits(self.forward(x))
+        for x, y in distributed.take_turns(self.test.batches(0), self.dist):
+            with self.precision.autocast():
+                logits, _ = _logits(self.eval_forward(x))
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
             best = logits.topk(min(5, logits.shape[1]), dim=1).indices
             top1 += int((best[:, 0] == y).sum())
             top5 += int((best == y[:, None]).any(1).sum())
             n += len(y)
         self.model.train()
+        loss_sum, top1, top5, n = distributed.all_sum([loss_sum, top1, top5, n], self.dist, self.device)
         return {"test_loss": loss_sum / n, "test_top1_err": 1 - top1 / n, "test_top5_err": 1 - top5 / n}
 
     def end_epoch(self) -> dict[str, Any]:
@@ -189,8 +197,11 @@ class Trainer(EpochLoop):
             "test_top1_err": epochs[-1]["test_top1_err"], "test_top5_err": epochs[-1]["test_top5_err"],
             "params": count_parameters(self.model, exclude=("auxiliary",)),
             "params_with_aux": count_parameters(self.model),
+            "batch_per_process": self.cfg.batch_size // self.dist.world,
+            "lr": distributed.scaled_lr(self.cfg.lr, self.cfg.batch_size, self.cfg.lr_reference_batch),
         }
-        write_json(self.dir / "summary.json", summary)
+        if self.dist.main:
+            write_json(self.dir / "summary.json", summary)
         return summary
 
 
