@@ -81,6 +81,8 @@ try:
     partial.run(stop_after_steps=4)  # mid-epoch: 6 steps per epoch at smoke
 except KeyboardInterrupt:
     pass
+if (OUT / "search_from_one").exists():  # a 1-process checkpoint, continued by 2 processes
+    finish("search_from_one", Search(search_cfg, OUT / "search_from_one", resume=True, progress=False))
 finish("train", Trainer(settings("train_cifar", "smoke", epochs=2), DARTS_V2, OUT / "train", progress=False))
 finish("rnn_search", traced(RNNSearch, "rnn_search")(settings("rnn_search", "smoke"), OUT / "rnn_search",
                                                       progress=False))

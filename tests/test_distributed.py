@@ -37,6 +37,15 @@ def torchrun(*args: str, env_extra: dict | None = None, timeout: int = 600) -> s
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory, data_root):
     out = tmp_path_factory.mktemp("ddp")
+    with torch.random.fork_rng():  # a 1-process run stopped mid-epoch, for the 2 processes to resume
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            Search(SEARCH, out / "search_from_one", data_root=data_root, progress=False).run(stop_after_steps=4)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            torch.set_num_threads(threads)
     done = torchrun("tests/dist_worker.py", str(out), env_extra={"EGS_DATA_DIR": str(data_root)})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     traces = [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
@@ -62,7 +71,7 @@ def test_ranks_sample_the_same_codes_from_the_same_logits_at_every_step(ranks, r
 
 def test_weights_stay_in_sync(ranks):
     _, (r0, r1) = ranks
-    assert set(r0["weights"]) == {"search", "train", "rnn_search", "lm"}
+    assert set(r0["weights"]) == {"search", "search_from_one", "train", "rnn_search", "lm"}
     for name in r0["weights"]:
         assert torch.equal(r0["weights"][name], r1["weights"][name]), name
 
@@ -129,6 +138,14 @@ def test_one_process_resumes_a_two_process_checkpoint_exactly(ranks, data_root, 
     assert all(torch.equal(full[k], resumed[k]) for k in full)
     assert [r["type"] for r in run.log.read()] == [r["type"] for r in
                                                    map(json.loads, (out / "search" / "metrics.jsonl").read_text().splitlines())]
+
+
+def test_two_processes_resume_a_one_process_checkpoint_exactly(ranks):
+    out, _ = ranks
+    full = _params(torch.load(out / "search" / "checkpoint.pt", weights_only=False)["model"])
+    resumed = _params(torch.load(out / "search_from_one" / "checkpoint.pt", weights_only=False)["model"])
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+    assert json.loads((out / "search_from_one" / "summary.json").read_text())["processes"] == 2
 
 
 def test_one_process_resumes_a_two_process_language_model(ranks, data_root, one_thread):
