@@ -12,13 +12,16 @@ TORCH_SPEC  ?= torch==2.14.1 torchvision==0.29.1
 EGS_DATA_MIRROR ?= $(firstword $(wildcard ../shared/data))
 export EGS_DATA_MIRROR
 
-NOTEBOOKS   := notebooks/01_sampling_distribution.ipynb notebooks/02_cifar10_search.ipynb \
-               notebooks/03_cifar10_evaluation.ipynb notebooks/04_imagenet_transfer.ipynb \
-               notebooks/05_ptb.ipynb notebooks/06_wikitext2_transfer.ipynb
+# `make reproduce JOBS=2` runs independent notebooks two at a time; `ONLY="03 04"` runs just those
+# (their inputs from other notebooks must exist); FORCE=1 runs complete notebooks again.
+JOBS        ?= 1
+ONLY        ?=
+FORCE       ?=
 
 .PHONY: help venv data reproduce test bench lab clean
 help:
 	@echo "make reproduce   create the venv, get the data, run every notebook at PROFILE=$(PROFILE)"
+	@echo "                 (JOBS=2: two at a time; ONLY=\"01 07\": just those; FORCE=1: rerun complete ones)"
 	@echo "make test        run the test suite (pytest; notebooks at the smoke profile)"
 	@echo "make data        fetch CIFAR-10, PTB and WikiText-2 into data/ (mirror: EGS_DATA_MIRROR)"
 	@echo "make bench       speed/memory ratios of the EGS search step vs a dense DARTS step"
@@ -36,13 +39,7 @@ data: venv
 	$(PY) -m egs data fetch all $(if $(EGS_DATA_MIRROR),--mirror $(EGS_DATA_MIRROR))
 
 reproduce: venv data
-	@mkdir -p results/$(PROFILE)/notebooks figures
-	@for nb in $(NOTEBOOKS); do \
-	  echo "== $$nb (profile $(PROFILE))"; \
-	  $(PY) -m papermill $$nb results/$(PROFILE)/notebooks/$$(basename $$nb) -p profile $(PROFILE) \
-	    --cwd notebooks || exit 1; \
-	done
-	@echo "figures in figures/, tables in results/$(PROFILE)/tables/"
+	$(PY) -m egs reproduce --profile $(PROFILE) --jobs $(JOBS) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force)
 
 test: venv
 	$(PY) -m pytest -q

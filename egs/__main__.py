@@ -117,6 +117,18 @@ def _train(args: argparse.Namespace) -> int:
     return _report(lambda: train(cfg, genotype, run_dir, resume=args.resume, progress=not args.no_progress))
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from egs.reproduce import parse_param, reproduce
+    extra: dict[str, dict] = {}
+    for name, key, value in map(parse_param, args.param or []):
+        extra.setdefault(name, {})[key] = value
+    report = reproduce(args.profile, only=args.only, jobs=args.jobs, force=args.force, results=args.results,
+                       figures=args.figures, notebooks=args.notebooks, extra=extra)
+    for problem in report.problems():
+        print(f"egs: error: {problem}", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
 def _add_run_arguments(p: argparse.ArgumentParser, default_dir: str, settings: str, example: str) -> None:
     """The options every search or training run takes."""
     p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"], help="sizes (default: cpu)")
@@ -172,6 +184,21 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--render", metavar="DIR", help="draw the cells (SVG, PNG) into DIR")
     de.set_defaults(run=_derive)
 
+    rp = commands.add_parser("reproduce", help="run every notebook with papermill in dependency order "
+                             "(tables, figures, a summary in results/PROFILE/README.md)")
+    rp.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"], help="sizes (default: cpu)")
+    rp.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks (01, 02_cifar10_search, "
+                    "...); the files they read from other notebooks must exist")
+    rp.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time when independent "
+                    "(each gets an equal share of the cores); default 1")
+    rp.add_argument("--force", action="store_true", help="run notebooks again even when their outputs are "
+                    "complete and their parameters, source and inputs unchanged")
+    rp.add_argument("--results", metavar="DIR", help="results folder (default: results/PROFILE)")
+    rp.add_argument("--figures", metavar="DIR", help="figures folder (default: figures/; RESULTS/figures at smoke)")
+    rp.add_argument("--notebooks", metavar="DIR", help="folder of the notebooks to run (default: notebooks/)")
+    rp.add_argument("--param", action="append", metavar="NOTEBOOK:KEY=VALUE",
+                    help="another parameter for one notebook, e.g. --param 04:imagenet_dir=/data")
+    rp.set_defaults(run=_reproduce)
     return parser
 
 

@@ -106,12 +106,18 @@ def paper_table(number: int) -> pd.DataFrame:
 
 def beside_paper(number: int, measured: Sequence[dict], profile: str) -> pd.DataFrame:
     """The paper's rows, then measured rows (dicts keyed by the table's columns, plus ``run``),
-    each labelled ``measured (<profile>)``; missing cells are ``-``."""
+    each labelled ``measured (<profile>)`` and with its run; missing cells are ``-``.
+
+    Keys of the measured rows beyond the table's columns become extra columns before ``run``
+    (``-`` in the paper's rows), for quantities the paper does not print.
+    """
     columns, _ = TABLES[number]
-    rows = [{"source": f"measured ({profile})", **{c: row.get(c, "-") for c in columns},
+    extra = list(dict.fromkeys(k for row in measured for k in row if k not in columns and k != "run"))
+    rows = [{"source": f"measured ({profile})", **{c: row.get(c, "-") for c in (*columns, *extra)},
              "run": row.get("run", "-")} for row in measured]
     paper = paper_table(number)
-    paper["run"] = "-"
+    for column in (*extra, "run"):
+        paper[column] = "-"
     return pd.concat([paper, pd.DataFrame(rows, columns=list(paper.columns))], ignore_index=True)
 
 
