@@ -117,12 +117,15 @@ class TensorBatches:
     ``image_size`` below the stored size downscales all images once, up front (the ``cpu`` profile).
     ``shard=(rank, world)`` yields only rank's contiguous ``batch_size / world`` rows of every (global)
     batch, for data-parallel training under torchrun; the global batches are those of one process.
+    ``deal=(rank, world)`` yields whole batches instead, every ``world``-th from ``rank`` on (data-parallel
+    evaluation: each batch, and its BatchNorm statistics, is the one a single process would see).
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, augment: bool,
                  seed: int, image_size: int | None = None, cutout: int = 0, drop_last: bool = True,
                  device: str | torch.device = "cpu", channels_last: bool = False,
-                 shuffle: bool | None = None, shard: tuple[int, int] = (0, 1)) -> None:
+                 shuffle: bool | None = None, shard: tuple[int, int] = (0, 1),
+                 deal: tuple[int, int] = (0, 1)) -> None:
         if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4 \
                 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
             got = f"{images.dtype} tensor of shape {tuple(images.shape)}" if isinstance(images, torch.Tensor) \
@@ -155,6 +158,7 @@ class TensorBatches:
                            f"to shard it; use a multiple of {world}.")
         part = self.batch_size // world
         self._rows = (rank * part, (rank + 1) * part)
+        self._deal = deal
         _generator(seed)  # validates the seed now rather than at the first epoch
         self.shuffle = self.augment if shuffle is None else bool(shuffle)
         self.image_size, self.pad = size, size // 8
@@ -193,7 +197,10 @@ class TensorBatches:
                            "(steps per epoch).")
         plan = self._plan(epoch)
         lo, hi = self._rows
+        rank, world = self._deal
         for step in range(start_step, len(self)):
+            if step % world != rank:
+                continue
             first = step * self.batch_size
             yield self._batch(plan, slice(first + lo, first + hi))
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 import torch.distributed as dist
@@ -113,14 +113,6 @@ def shard(rows: int, ctx: Context) -> slice:
     """This rank's contiguous slice of ``rows`` (a global batch that splits evenly)."""
     size = local_batch(rows, ctx, "batch")
     return slice(ctx.rank * size, (ctx.rank + 1) * size)
-
-
-def take_turns(items: Iterable[Any], ctx: Context) -> Iterator[Any]:
-    """Every ``world``-th item starting at ``rank``: whole evaluation batches dealt round-robin, so each
-    batch (and its BatchNorm statistics) is the one a single process would see."""
-    for i, item in enumerate(items):
-        if i % ctx.world == ctx.rank:
-            yield item
 
 
 def scaled_lr(lr: float, batch_size: int, reference_batch: int) -> float:

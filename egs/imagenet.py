@@ -45,11 +45,13 @@ def _transform(train: bool, size: int):
 
 
 class FolderBatches:
-    """Batches of an ImageFolder split with a seeded, resumable order (``TensorBatches``'s interface)."""
+    """Batches of an ImageFolder split with a seeded, resumable order (``TensorBatches``'s interface,
+    ``shard`` and ``deal`` included)."""
 
     def __init__(self, folder: str | os.PathLike, batch_size: int, *, train: bool, seed: int,
                  image_size: int = 224, size: int = 0, workers: int = 4,
-                 device: str | torch.device = "cpu", shard: tuple[int, int] = (0, 1)) -> None:
+                 device: str | torch.device = "cpu", shard: tuple[int, int] = (0, 1),
+                 deal: tuple[int, int] = (0, 1)) -> None:
         import torchvision
         self.dataset = torchvision.datasets.ImageFolder(str(folder), transform=_transform(train, image_size))
         self.train, self.seed, self.batch_size, self.workers = train, seed, batch_size, workers
@@ -57,7 +59,7 @@ class FolderBatches:
         if world > 1 and (batch_size % world or not train):
             raise EGSError(f"batch_size={batch_size} must split evenly over {world} processes to shard the "
                            f"training batches; use a multiple of {world}.")
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.deal = rank, world, deal
         self.device = torch.device(device)
         n = len(self.dataset)
         keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values if size else None
@@ -78,6 +80,10 @@ class FolderBatches:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             order = order[torch.randperm(len(order), generator=g)][: len(self) * self.batch_size]
         order = order[start_step * self.batch_size:]
+        if self.deal[1] > 1:  # whole batches dealt round-robin (evaluation), decoded by one rank only
+            chunks = order.split(self.batch_size)
+            order = torch.cat([c for i, c in enumerate(chunks) if (start_step + i) % self.deal[1] == self.deal[0]]
+                              or [order[:0]])
         part = self.batch_size // self.world  # this rank's rows of every global batch
         order = order.view(-1, self.batch_size)[:, self.rank * part:(self.rank + 1) * part].reshape(-1) \
             if self.world > 1 else order

@@ -61,7 +61,7 @@ def build_data(cfg: SearchSettings, device: torch.device, root=None,
                shard: tuple[int, int] = (0, 1)) -> tuple[TensorBatches, TensorBatches, TensorBatches]:
     """Search-train, search-val and architecture-step batches from the 50/50 split of the CIFAR-10
     training set. The architecture-step batches (``bilevel`` mode) are search-val in full batches,
-    sharded like the training batches; search-val itself is evaluated in whole batches."""
+    sharded like the training batches; search-val itself is dealt in whole batches to the ranks."""
     images, labels = load_cifar10(train=True, root=root)
     train_idx, val_idx = search_split(len(images), cfg.seed)
     if cfg.train_size:
@@ -71,7 +71,8 @@ def build_data(cfg: SearchSettings, device: torch.device, root=None,
     channels_last = cfg.channels_last and device.type == "cuda"
     kw = dict(seed=cfg.seed, image_size=cfg.image_size, device=device, channels_last=channels_last)
     train = TensorBatches(images[train_idx], labels[train_idx], cfg.batch_size, augment=True, shard=shard, **kw)
-    val = TensorBatches(images[val_idx], labels[val_idx], cfg.batch_size, augment=False, drop_last=False, **kw)
+    val = TensorBatches(images[val_idx], labels[val_idx], cfg.batch_size, augment=False, drop_last=False,
+                        deal=shard, **kw)
     arch = TensorBatches(images[val_idx], labels[val_idx], cfg.batch_size, augment=False, shard=shard, **kw)
     return train, val, arch
 
@@ -86,10 +87,10 @@ def build_model(cfg: SearchSettings, device: torch.device) -> Supernet:
 def evaluate(model: Supernet, batches: TensorBatches, codes: dict[str, torch.Tensor],
              ctx: distributed.Context = distributed.Context()) -> tuple[float, float]:
     """Loss and accuracy of the supernet restricted to ``codes`` (e.g. the derived architecture);
-    under torchrun the ranks take turns over whole batches and add their sums."""
+    under torchrun ``batches`` deals whole batches to the ranks, which add their sums."""
     loss_sum, correct, n = 0.0, 0, 0
     with batch_statistics(model):
-        for x, y in distributed.take_turns(batches.batches(0), ctx):
+        for x, y in batches.batches(0):  # under torchrun, this rank's share of the batches
             logits = model(x, codes=codes)
             loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
             correct += int((logits.argmax(1) == y).sum())

@@ -50,13 +50,14 @@ def build_network(genotype: Genotype, cfg: TrainSettings, num_classes: int) -> n
 
 def build_data(cfg: TrainSettings, device: torch.device, root=None, shard: tuple[int, int] = (0, 1)):
     """Training and test batches: CIFAR-10 train/test sets, or ImageNet train/val folders; ``shard``
-    is ``(rank, world)`` of a data-parallel run (training batches only; see :mod:`egs.distributed`)."""
+    is ``(rank, world)`` of a data-parallel run: each rank gets its rows of every training batch and
+    every ``world``-th test batch (see :mod:`egs.distributed`)."""
     if cfg.dataset == "imagenet":
         from egs.imagenet import FolderBatches, locate_imagenet
         folder = locate_imagenet(root)
         kw = dict(seed=cfg.seed, image_size=cfg.image_size, workers=cfg.workers, device=device)
         return (FolderBatches(folder / "train", cfg.batch_size, train=True, size=cfg.train_size, shard=shard, **kw),
-                FolderBatches(folder / "val", cfg.batch_size, train=False, size=cfg.test_size, **kw))
+                FolderBatches(folder / "val", cfg.batch_size, train=False, size=cfg.test_size, deal=shard, **kw))
     from egs.cifar import TensorBatches, load_cifar10, subset
     images, labels = load_cifar10(train=True, root=root)
     if cfg.train_size:
@@ -70,7 +71,8 @@ def build_data(cfg: TrainSettings, device: torch.device, root=None, shard: tuple
     train = TensorBatches(images, labels, cfg.batch_size, augment=True, seed=cfg.seed, image_size=cfg.image_size,
                           cutout=cfg.cutout, device=device, channels_last=channels_last, shard=shard)
     test = TensorBatches(test_images, test_labels, cfg.batch_size, augment=False, seed=cfg.seed,
-                         image_size=cfg.image_size, drop_last=False, device=device, channels_last=channels_last)
+                         image_size=cfg.image_size, drop_last=False, device=device, channels_last=channels_last,
+                         deal=shard)
     return train, test
 
 
@@ -171,7 +173,7 @@ class Trainer(EpochLoop):
         under torchrun each rank evaluates every N-th test batch and the sums are added."""
         self.model.eval()
         loss_sum, top1, top5, n = 0.0, 0, 0, 0
-        for x, y in distributed.take_turns(self.test.batches(0), self.dist):
+        for x, y in self.test.batches(0):  # under torchrun, this rank's share of the batches
             with self.precision.autocast():
                 logits, _ = _logits(self.eval_forward(x))
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()

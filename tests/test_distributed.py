@@ -184,15 +184,13 @@ def test_helpers_are_no_ops_in_one_process():
     ctx = distributed.Context()
     assert ctx.main and not ctx.active
     assert distributed.all_sum([1, 2.5], ctx, torch.device("cpu")) == [1.0, 2.5]
-    assert list(distributed.take_turns("abc", ctx)) == ["a", "b", "c"]
     assert distributed.shard(8, ctx) == slice(0, 8)
     distributed.check_identical([torch.ones(3)], "x", "here", ctx, torch.device("cpu"))
 
 
-def test_shards_and_turns_partition_the_work():
+def test_shards_partition_the_global_batch():
     a, b = distributed.Context(0, 2), distributed.Context(1, 2)
     assert (distributed.shard(8, a), distributed.shard(8, b)) == (slice(0, 4), slice(4, 8))
-    assert list(distributed.take_turns(range(5), a)) == [0, 2, 4] and list(distributed.take_turns(range(5), b)) == [1, 3]
     with pytest.raises(EGSError, match="batch_size=9 is the global batch and must be divisible by the 2"):
         distributed.local_batch(9, a)
 
@@ -206,6 +204,18 @@ def test_sharded_batches_are_the_rows_of_the_global_batch():
         assert torch.equal(torch.cat([x0, x1]), x) and torch.equal(torch.cat([y0, y1]), y)
     with pytest.raises(EGSError, match="batch_size=8 must split evenly over 3 processes"):
         TensorBatches(images, labels, 8, augment=True, seed=3, shard=(0, 3))
+
+
+def test_dealt_evaluation_batches_are_the_whole_batches_round_robin():
+    images = torch.randint(0, 256, (21, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.arange(21) % 10
+    full = list(TensorBatches(images, labels, 4, augment=False, seed=0, drop_last=False).batches(0))
+    dealt = [list(TensorBatches(images, labels, 4, augment=False, seed=0, drop_last=False, deal=(r, 2)).batches(0))
+             for r in (0, 1)]
+    assert [len(d) for d in dealt] == [3, 3] and len(full) == 6  # the last batch holds 1 image
+    for i, (x, y) in enumerate(full):
+        xd, yd = dealt[i % 2][i // 2]
+        assert torch.equal(x, xd) and torch.equal(y, yd)
 
 
 def test_fingerprint_sees_any_change_and_the_order():
@@ -228,3 +238,20 @@ def test_micro_batches_must_divide_the_batch(tmp_path, data_root, one_thread):
     run = Search(settings("search", "smoke", micro_batch=3), tmp_path / "s", data_root=data_root, progress=False)
     with pytest.raises(EGSError, match="micro_batch=3 must divide the per-process batch of 8 rows"):
         run.run()
+
+
+def test_imagenet_batches_shard_and_deal_like_tensor_batches(tmp_path):
+    from conftest import make_image_folder
+    from egs.imagenet import FolderBatches
+    folder = make_image_folder(tmp_path, classes=3, per_class=5, size=36) / "imagenet"
+    kw = dict(seed=1, image_size=32, workers=0)
+    full = list(FolderBatches(folder / "train", 4, train=True, **kw).batches(0))
+    parts = [list(FolderBatches(folder / "train", 4, train=True, shard=(r, 2), **kw).batches(0)) for r in (0, 1)]
+    assert len(full) == 3 and all(len(p) == 3 for p in parts)
+    for (_, y), (_, y0), (_, y1) in zip(full, *parts):
+        assert torch.equal(torch.cat([y0, y1]), y)  # the same images, split in rows (augmentation is random)
+    val = list(FolderBatches(folder / "val", 4, train=False, **kw).batches(0))
+    dealt = [list(FolderBatches(folder / "val", 4, train=False, deal=(r, 2), **kw).batches(0)) for r in (0, 1)]
+    assert [len(d) for d in dealt] == [2, 2] and len(val) == 4
+    for i, (x, y) in enumerate(val):
+        assert torch.equal(x, dealt[i % 2][i // 2][0]) and torch.equal(y, dealt[i % 2][i // 2][1])
