@@ -29,7 +29,7 @@ from egs.corpus import Corpus, batchify, epoch_windows, get_batch
 from egs.errors import EGSError
 from egs.files import write_json
 from egs.genotype import Genotype, save_genotype
-from egs.loop import EpochLoop, GeneratorState, batch_statistics
+from egs.loop import EpochLoop, GeneratorState, SampledArchitecture, batch_statistics
 from egs.profiles import LMTrainSettings, RNNSearchSettings
 from egs.rnn import RNNModel, RNNSupernet
 
@@ -126,7 +126,7 @@ class _LMLoop(EpochLoop):
         return loss.item(), y.numel()
 
 
-class RNNSearch(_LMLoop):
+class RNNSearch(SampledArchitecture, _LMLoop):
     """EGS search over the recurrent cell on PTB (or WikiText-2)."""
 
     label = "rnn search"
@@ -157,13 +157,6 @@ class RNNSearch(_LMLoop):
         c = self.cfg
         self.model.tau = c.tau_start * (c.tau_end / c.tau_start) ** (self.epoch / max(1, c.epochs - 1))
         super().begin_epoch()
-
-    def sample(self) -> torch.Tensor:
-        """This step's codes; under torchrun, checked to be the same on every rank (never assumed)."""
-        codes = self.model.sample(self.gen)
-        distributed.check_identical([*self.model.arch_parameters(), codes], "architecture logits or sampled codes",
-                                    f"epoch {self.epoch + 1}, step {self.step + 1}", self.dist, self.device)
-        return codes
 
     def train_step(self, batch) -> dict[str, Any]:
         x, y, _ = batch

@@ -146,6 +146,18 @@ def batch_statistics(model: nn.Module) -> Iterator[None]:
         model.train()
 
 
+class SampledArchitecture:
+    """For search loops (``self.model`` a supernet, ``self.gen`` its sampler generator): this step's
+    codes, checked identical on every rank under torchrun, with the logits they came from (never assumed)."""
+
+    def sample(self):
+        codes = self.model.sample(self.gen)
+        values = list(codes.values()) if isinstance(codes, dict) else [codes]
+        distributed.check_identical([*self.model.arch_parameters(), *values], "architecture logits or sampled codes",
+                                    f"epoch {self.epoch + 1}, step {self.step + 1}", self.dist, self.device)
+        return codes
+
+
 class EpochLoop:
     """Run directory, checkpoints and the resumable epoch/step loop."""
 

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from egs.errors import EGSError
 from egs.genotype import CellGenotype, Edge, Genotype
 from egs.ops import RNN_OPS, ZERO, rnn_activation
-from egs.sampler import _check_M, _check_tau, ensemble_gumbel_softmax, most_probable_code
+from egs.sampler import _check_M, _check_tau, derivation_codes, ensemble_gumbel_softmax, most_probable_code
 
 N_NODES = 9          # node 0 + 8 intermediate nodes (the paper's n = 12 adds x_t, h_{t-1}, h_t)
 INITRANGE = 0.04     # DARTS's uniform initialisation range for W0, W_j and the embedding
@@ -361,10 +361,4 @@ class RNNSupernet(nn.Module):
     @torch.no_grad()
     def derive(self, method: str = "most_probable", generator: torch.Generator | None = None) -> Genotype:
         """The recurrent genotype read from p: each edge's most probable code (exact), or a sample."""
-        if method == "most_probable":
-            codes = self.most_probable_codes()
-        elif method == "sample":
-            codes = self.sample(generator)
-        else:
-            raise EGSError(f"unknown derivation method {method!r}; use 'most_probable' or 'sample'.")
-        return Genotype(codes_to_cell(codes, self.n_nodes))
+        return Genotype(codes_to_cell(derivation_codes(self, method, generator), self.n_nodes))

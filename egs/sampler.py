@@ -204,6 +204,17 @@ def most_probable_code(p: torch.Tensor, M: int) -> torch.Tensor:
     return code_distribution(p.detach().double().cpu(), M).most_probable().to(p.device, torch.float32)
 
 
+@torch.no_grad()
+def derivation_codes(supernet, method: str = "most_probable", generator: torch.Generator | None = None):
+    """The codes a supernet's final architecture is read from: each edge's most probable code (exact,
+    ``supernet.most_probable_codes()``) or a sampled one (``supernet.sample(generator)``)."""
+    if method == "most_probable":
+        return supernet.most_probable_codes()
+    if method == "sample":
+        return supernet.sample(generator)
+    raise EGSError(f"unknown derivation method {method!r}; use 'most_probable' or 'sample'.")
+
+
 def inclusion_probability(p: object, M: int) -> torch.Tensor:
     """Closed form of P(code_k = 1) = 1 - (1 - p_k)^M: op k is hit by at least one of M draws."""
     M, p = _check_M(M), _as_prob(p)

@@ -32,7 +32,7 @@ from egs.cnn import Network, count_parameters
 from egs.errors import EGSError
 from egs.files import write_json
 from egs.genotype import Genotype, save_genotype
-from egs.loop import EpochLoop, GeneratorState, MixedPrecision, batch_statistics
+from egs.loop import EpochLoop, GeneratorState, MixedPrecision, SampledArchitecture, batch_statistics
 from egs.profiles import SearchSettings
 from egs.runlog import load_checkpoint
 from egs.supernet import Supernet
@@ -99,7 +99,7 @@ def evaluate(model: Supernet, batches: TensorBatches, codes: dict[str, torch.Ten
     return loss_sum / n, correct / n
 
 
-class Search(EpochLoop):
+class Search(SampledArchitecture, EpochLoop):
     """One search run in a run directory; :meth:`run` trains, checkpoints and derives."""
 
     label = "search"
@@ -115,12 +115,12 @@ class Search(EpochLoop):
             m.to(memory_format=torch.channels_last)
         self.forward = distributed.wrap(m, ctx, self.device, sparse=True)  # DDP: codes switch ops off
         self.precision = MixedPrecision(self.device, cfg.amp)
-        lr = distributed.scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_reference_batch)
+        lr, lr_min = (distributed.scaled_lr(v, cfg.batch_size, cfg.lr_reference_batch) for v in (cfg.lr, cfg.lr_min))
         self.w_opt = torch.optim.SGD(m.weight_parameters(), lr, momentum=cfg.momentum,
                                      weight_decay=cfg.weight_decay)
         self.a_opt = torch.optim.Adam(m.arch_parameters(), cfg.arch_lr, betas=(cfg.arch_beta1, cfg.arch_beta2),
                                       weight_decay=cfg.arch_weight_decay)
-        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, cfg.epochs, eta_min=cfg.lr_min * lr / cfg.lr)
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, cfg.epochs, eta_min=lr_min)
         self.gen = torch.Generator(self.device).manual_seed(cfg.seed)
         self.stateful = {"model": m, "w_opt": self.w_opt, "a_opt": self.a_opt, "sched": self.sched,
                          "gen": GeneratorState(self.gen), "scaler": self.precision.scaler}
@@ -134,14 +134,6 @@ class Search(EpochLoop):
 
     def begin_epoch(self) -> None:
         self.model.tau = temperature(self.cfg, self.epoch)
-
-    def sample(self) -> dict[str, torch.Tensor]:
-        """This step's codes; under torchrun, checked to be the same on every rank (never assumed)."""
-        codes = self.model.sample(self.gen)
-        distributed.check_identical([*self.model.arch_parameters(), *codes.values()],
-                                    "architecture logits or sampled codes",
-                                    f"epoch {self.epoch + 1}, step {self.step + 1}", self.dist, self.device)
-        return codes
 
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
         (x, y), cfg, m = batch, self.cfg, self.model

@@ -15,7 +15,7 @@ from egs.credits import credit_from_cost, edge_costs
 from egs.errors import EGSError
 from egs.genotype import Genotype
 from egs.ops import CONV_OPS, ZERO
-from egs.sampler import _check_M, _check_tau, ensemble_gumbel_softmax, most_probable_code
+from egs.sampler import _check_M, _check_tau, derivation_codes, ensemble_gumbel_softmax, most_probable_code
 
 CELL_TYPES = ("normal", "reduce")
 
@@ -90,12 +90,7 @@ class Supernet(nn.Module):
     @torch.no_grad()
     def derive(self, method: str = "most_probable", generator: torch.Generator | None = None) -> Genotype:
         """The final architecture read from p: its most probable code per edge, or a sampled one."""
-        if method == "most_probable":
-            codes = self.most_probable_codes()
-        elif method == "sample":
-            codes = self.sample(generator)
-        else:
-            raise EGSError(f"unknown derivation method {method!r}; use 'most_probable' or 'sample'.")
+        codes = derivation_codes(self, method, generator)
         return Genotype(codes_to_cell(codes["normal"], self.n_nodes), codes_to_cell(codes["reduce"], self.n_nodes))
 
     @torch.no_grad()

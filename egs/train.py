@@ -123,11 +123,10 @@ class Trainer(EpochLoop):
             (torch.compile(self.model) if cfg.compile else self.model)
         self.precision = MixedPrecision(self.device, cfg.amp)
         self.scaler = self.precision.scaler
-        scale = distributed.scaled_lr(1.0, cfg.batch_size, cfg.lr_reference_batch)
-        self.opt = torch.optim.SGD(self.model.parameters(), cfg.lr * scale, momentum=cfg.momentum,
-                                   weight_decay=cfg.weight_decay)
+        lr, lr_min = (distributed.scaled_lr(v, cfg.batch_size, cfg.lr_reference_batch) for v in (cfg.lr, cfg.lr_min))
+        self.opt = torch.optim.SGD(self.model.parameters(), lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         if cfg.schedule == "cosine":
-            self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, cfg.epochs, eta_min=cfg.lr_min * scale)
+            self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, cfg.epochs, eta_min=lr_min)
         else:
             self.sched = torch.optim.lr_scheduler.LambdaLR(
                 self.opt, lambda e: max(0.0, 1 - e / cfg.epochs) ** cfg.poly_power)
