@@ -26,18 +26,28 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _settings_from(items: list[str] | None) -> dict:
-    """``--set KEY=VALUE`` items as a dict; values are read as JSON when they parse (numbers, bools)."""
+FLAGS = {"M": "--M", "lam": "--lambda", "mode": "--mode", "cost": "--cost", "epochs": "--epochs", "seed": "--seed",
+         "device": "--device"}  # settings that have an option of their own
+
+
+def _settings_from(options: dict, items: list[str] | None) -> dict:
+    """The dedicated options' values merged with ``--set KEY=VALUE`` items (values read as JSON when they
+    parse: numbers, bools); a setting given both ways with different values is an error."""
     import json
-    out = {}
+    out = {k: v for k, v in options.items() if v is not None}
     for item in items or []:
-        key, sep, value = item.partition("=")
+        key, sep, text = item.partition("=")
         if not sep:
             raise EGSError(f"--set {item!r} must look like KEY=VALUE, e.g. --set batch_size=32.")
         try:
-            out[key] = json.loads(value)
+            value = json.loads(text)
         except ValueError:
-            out[key] = value
+            value = text
+        if key in out and out[key] != value:
+            where = FLAGS.get(key, f"--set {key}=")
+            raise EGSError(f"{key} is given twice with different values ({where} {out[key]!r} and --set "
+                           f"{key}={text}); give it once.")
+        out[key] = value
     return out
 
 
@@ -61,22 +71,22 @@ def _search(args: argparse.Namespace) -> int:
     import time
 
     from egs import profiles
-    from egs.search import search
 
-    overrides = {"M": args.M, "lam": args.lam, "mode": args.mode, "epochs": args.epochs,
-                 "seed": args.seed, "device": args.device}
+    options = {"M": args.M, "lam": args.lam, "mode": args.mode, "epochs": args.epochs,
+               "seed": args.seed, "device": args.device}
     if args.space == "conv":
-        overrides["cost"] = args.cost
+        options["cost"] = args.cost
     elif args.cost:
         raise EGSError("--cost applies to the conv space only; the recurrent space has no resource credit.")
-    overrides.update(_settings_from(args.set))
+    # settings are checked before torch is imported: a bad value fails at once
+    cfg = profiles.settings("rnn_search" if args.space == "rnn" else "search", args.profile,
+                            **_settings_from(options, args.set))
     run_dir = args.run_dir or f"runs/search-{args.space}-{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
     if args.space == "rnn":
-        from egs.lm import rnn_search
-        cfg = profiles.settings("rnn_search", args.profile, **overrides)
-        return _report(lambda: rnn_search(cfg, run_dir, resume=args.resume, progress=not args.no_progress))
-    cfg = profiles.settings("search", args.profile, **overrides)
-    return _report(lambda: search(cfg, run_dir, resume=args.resume, progress=not args.no_progress))
+        from egs.lm import rnn_search as run
+    else:
+        from egs.search import search as run
+    return _report(lambda: run(cfg, run_dir, resume=args.resume, progress=not args.no_progress))
 
 
 def _derive(args: argparse.Namespace) -> int:
@@ -101,13 +111,12 @@ def _train(args: argparse.Namespace) -> int:
     import time
 
     from egs import profiles
-    from egs.train import resolve_genotype, train
 
     experiment = {"cifar10": "train_cifar", "imagenet": "train_imagenet", "ptb": "lm_train_ptb",
                   "wikitext2": "lm_train_wikitext2"}[args.dataset]
-    overrides = {"epochs": args.epochs, "seed": args.seed, "device": args.device}
-    overrides.update(_settings_from(args.set))
+    overrides = _settings_from({"epochs": args.epochs, "seed": args.seed, "device": args.device}, args.set)
     cfg = profiles.settings(experiment, args.profile, **overrides)
+    from egs.train import resolve_genotype, train
     space = "rnn" if args.dataset in ("ptb", "wikitext2") else "conv"
     genotype = resolve_genotype(args.genotype, space=space, seed=cfg.seed)
     run_dir = args.run_dir or f"runs/train-{args.dataset}-{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -142,10 +151,7 @@ def _add_run_arguments(p: argparse.ArgumentParser, default_dir: str, settings: s
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m egs", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _data_parser(commands) -> None:
     d = commands.add_parser("data", help="fetch datasets or show which are present")
     actions = d.add_subparsers(dest="action", required=True, metavar="ACTION")
     f = actions.add_parser("fetch", help="download (or link from a mirror) and verify datasets")
@@ -161,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", metavar="DIR")
     d.set_defaults(run=_data)
 
+
+def _search_parser(commands) -> None:
     se = commands.add_parser("search", help="architecture search with EGS (CIFAR-10 cells or PTB recurrent cells)")
     se.add_argument("--space", default="conv", choices=["conv", "rnn"], help="conv (CIFAR-10) or rnn (PTB)")
     se.add_argument("--M", type=int, help="ensemble size (paper: 7)")
@@ -170,12 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_arguments(se, "search-PROFILE-TIMESTAMP", "SearchSettings", "batch_size=32")
     se.set_defaults(run=_search)
 
+
+def _train_parser(commands) -> None:
     tr = commands.add_parser("train", help="train a genotype from scratch (CIFAR-10, ImageNet, PTB, WikiText-2)")
     tr.add_argument("genotype", help="genotype JSON path, DARTS_V1, DARTS_V2 or random")
     tr.add_argument("--dataset", default="cifar10", choices=["cifar10", "imagenet", "ptb", "wikitext2"])
     _add_run_arguments(tr, "train-DATASET-PROFILE-TIMESTAMP", "TrainSettings", "drop_path=0.3")
     tr.set_defaults(run=_train)
 
+
+def _derive_parser(commands) -> None:
     de = commands.add_parser("derive", help="the genotype of a search run (most probable or sampled)")
     de.add_argument("run_dir", help="a search run directory")
     de.add_argument("--method", default="most_probable", choices=["most_probable", "sample"])
@@ -184,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--render", metavar="DIR", help="draw the cells (SVG, PNG) into DIR")
     de.set_defaults(run=_derive)
 
+
+def _reproduce_parser(commands) -> None:
     rp = commands.add_parser("reproduce", help="run every notebook with papermill in dependency order "
                              "(tables, figures, a summary in results/PROFILE/README.md)")
     rp.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"], help="sizes (default: cpu)")
@@ -199,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--param", action="append", metavar="NOTEBOOK:KEY=VALUE",
                     help="another parameter for one notebook, e.g. --param 04:imagenet_dir=/data")
     rp.set_defaults(run=_reproduce)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m egs", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_data_parser, _search_parser, _train_parser, _derive_parser, _reproduce_parser):
+        add(commands)
     return parser
 
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from numbers import Integral, Real
+from numbers import Real
 from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 
+from egs.checks import check_int
 from egs.errors import EGSError
 
 # Per-channel mean and std of the CIFAR-10 training images, as used by DARTS
@@ -32,12 +33,6 @@ from egs.errors import EGSError
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 MIN_IMAGE_SIZE = 8
-
-
-def _int(name: str, value: object, low: int, fix: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-        raise EGSError(f"{name}={value!r} is invalid: it must be an integer >= {low}; {fix}.")
-    return int(value)
 
 
 def load_cifar10(train: bool, root: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,7 +49,7 @@ def search_split(n: int, seed: int, portion: float = 0.5) -> tuple[torch.Tensor,
     Search-train gets ``floor(portion * n)`` indices, search-val the rest; both are returned sorted.
     The two are disjoint, cover ``0..n-1`` and depend only on ``(n, seed, portion)``.
     """
-    n = _int("n", n, 2, "pass the number of training images to split")
+    n = check_int(n, "n", 2, "pass the number of training images to split")
     if isinstance(portion, bool) or not isinstance(portion, Real) or not 0.0 < portion < 1.0 or not 1 <= math.floor(portion * n) <= n - 1:
         raise EGSError(f"portion={portion!r} is invalid for n={n}: it must lie strictly between 0 and 1 and "
                        "leave both parts non-empty (DARTS uses 0.5).")
@@ -72,7 +67,7 @@ def subset(indices: torch.Tensor, size: int, seed: int, labels: torch.Tensor | N
     class runs out). Either way, for a fixed seed a smaller subset is contained in a larger one.
     """
     indices = torch.as_tensor(indices).reshape(-1)
-    size = _int("size", size, 1, "ask for at least one image")
+    size = check_int(size, "size", 1, "ask for at least one image")
     if size > len(indices):
         raise EGSError(f"size={size} is larger than the {len(indices)} indices to choose from; "
                        f"pass size <= {len(indices)}.")
@@ -89,8 +84,7 @@ def subset(indices: torch.Tensor, size: int, seed: int, labels: torch.Tensor | N
 
 def _generator(seed: int, *salt: object) -> torch.Generator:
     """A CPU generator seeded by a hash of ``(seed, *salt)``: distinct streams, no arithmetic clashes."""
-    if isinstance(seed, bool) or not isinstance(seed, Integral):
-        raise EGSError(f"seed={seed!r} is not an integer; pass an integer seed.")
+    seed = check_int(seed, "seed", None, "pass an integer seed")
     digest = hashlib.sha256(repr(("egs.cifar", int(seed), *salt)).encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
@@ -138,14 +132,14 @@ class TensorBatches:
                            f"{tuple(labels.shape)} for {len(images)} images.")
         if len(images) == 0:
             raise EGSError("images is empty; pass at least one image.")
-        self.batch_size = _int("batch_size", batch_size, 1, "the DARTS search uses 64")
+        self.batch_size = check_int(batch_size, "batch_size", 1, "the DARTS search uses 64")
         stored = images.shape[-1]
-        size = stored if image_size is None else _int("image_size", image_size, MIN_IMAGE_SIZE,
+        size = stored if image_size is None else check_int(image_size, "image_size", MIN_IMAGE_SIZE,
                                                        f"use a size in {MIN_IMAGE_SIZE}..{stored}")
         if size > stored:
             raise EGSError(f"image_size={size} is larger than the stored {stored}x{stored} images; images are "
                            f"only downscaled, so use a size in {MIN_IMAGE_SIZE}..{stored} (or None).")
-        self.cutout = _int("cutout", cutout, 0, f"use 0 (off) up to image_size={size}; DARTS uses 16")
+        self.cutout = check_int(cutout, "cutout", 0, f"use 0 (off) up to image_size={size}; DARTS uses 16")
         if self.cutout > size:
             raise EGSError(f"cutout={cutout} exceeds image_size={size}; use 0 (off) up to {size}.")
         if self.cutout and not augment:
@@ -190,8 +184,8 @@ class TensorBatches:
         Step ``s``'s batch depends only on ``(seed, epoch, s)``: resuming at ``start_step=s`` gives
         exactly the batches an uninterrupted epoch would have given from step ``s`` on.
         """
-        epoch = _int("epoch", epoch, 0, "epochs count from 0")
-        start_step = _int("start_step", start_step, 0, f"use 0..{len(self)} (steps per epoch)")
+        epoch = check_int(epoch, "epoch", 0, "epochs count from 0")
+        start_step = check_int(start_step, "start_step", 0, f"use 0..{len(self)} (steps per epoch)")
         if start_step > len(self):
             raise EGSError(f"start_step={start_step} is past the end of the epoch; use 0..{len(self)} "
                            "(steps per epoch).")

@@ -32,12 +32,12 @@ channels (zeros), so a network's shape never depends on the sampled code.
 """
 from __future__ import annotations
 
-from numbers import Integral, Real
 from typing import Mapping, Sequence
 
 import torch
 import torch.nn as nn
 
+from egs.checks import check_int, check_rate
 from egs.errors import EGSError
 from egs.genotype import CellGenotype, Edge, Genotype
 from egs.ops import CONV_OPS, ZERO, FactorizedReduce, Identity, ReLUConvBN, make_conv_op
@@ -129,12 +129,6 @@ def auxiliary_layer(layers: int) -> int:
     return 2 * layers // 3
 
 
-def _check_count(value: object, what: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise EGSError(f"{what}={value!r} must be an integer >= {minimum}.")
-    return int(value)
-
-
 class AuxiliaryHead(nn.Module):
     """DARTS's auxiliary classifier tower, fed by the output of cell ``2 * layers // 3``.
 
@@ -212,9 +206,7 @@ class _CellNetwork(nn.Module):
 
     @drop_prob.setter
     def drop_prob(self, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= value < 1.0:
-            raise EGSError(f"drop_prob={value!r} must lie in [0, 1) (DARTS ramps it from 0 to 0.2).")
-        self._drop_prob = float(value)
+        self._drop_prob = check_rate(value, "drop_prob", "DARTS ramps it from 0 to 0.2")
 
     def forward(self, x: torch.Tensor, weights: Mapping[str, torch.Tensor] | None = None,
                 active: Mapping[str, Sequence[Sequence[str]]] | None = None, *,
@@ -306,11 +298,9 @@ class NetworkImageNet(_CellNetwork):
 
 
 def _check_args(C: object, num_classes: object, layers: object, genotype: Genotype | None) -> None:
-    _check_count(C, "C")
-    _check_count(num_classes, "num_classes")
-    if isinstance(layers, bool) or not isinstance(layers, Integral) or layers < 3:
-        raise EGSError(f"layers={layers!r} is too shallow: a conv network needs >= 3 cells "
-                       "(two of them are reduction cells).")
+    check_int(C, "C")
+    check_int(num_classes, "num_classes")
+    check_int(layers, "layers", 3, "a conv network needs >= 3 cells (two of them are reduction cells)")
     if genotype is not None and (not isinstance(genotype, Genotype) or genotype.space != "conv"):
         space = genotype.space if isinstance(genotype, Genotype) else type(genotype).__name__
         raise EGSError(f"a conv network needs a conv genotype, got {space!r}; load or derive a conv "

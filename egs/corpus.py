@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 import torch
 
 from egs.data import corpus_files
+from egs.checks import check_int
 from egs.errors import EGSError
 from egs.files import atomic_open
 
@@ -195,19 +196,13 @@ class Corpus:
 
 # ----------------------------------------------------------------------------- batching
 
-def _positive_int(value: object, name: str, fix: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise EGSError(f"{name} must be a positive integer, got {value!r}; {fix}")
-    return value
-
-
 def batchify(data: torch.Tensor, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
     """Cut a 1-D stream into ``batch_size`` contiguous streams, one per column: shape ``(T, B)``.
 
     The tail that does not fill a row is dropped (AWD-LSTM): column ``b`` is
     ``data[b*T:(b+1)*T]`` with ``T = len(data) // B``.
     """
-    batch_size = _positive_int(batch_size, "batch_size", "pass e.g. 64 (train) or 10 (eval).")
+    batch_size = check_int(batch_size, "batch_size", 1, "pass e.g. 64 (train) or 10 (eval)")
     if not isinstance(data, torch.Tensor) or data.dim() != 1:
         shape = tuple(data.shape) if isinstance(data, torch.Tensor) else type(data).__name__
         raise EGSError(f"batchify takes a 1-D token tensor, got {shape}; pass corpus.train/valid/test.")
@@ -221,7 +216,7 @@ def batchify(data: torch.Tensor, batch_size: int, device: torch.device | str | N
 
 def get_batch(source: torch.Tensor, i: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs ``source[i:i+L]`` and targets ``source[i+1:i+1+L]``, ``L = min(seq_len, len(source)-1-i)``."""
-    seq_len = _positive_int(seq_len, "seq_len", "pass the window length from epoch_windows.")
+    seq_len = check_int(seq_len, "seq_len", 1, "pass the window length from epoch_windows")
     n = len(source)
     if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n - 1:
         raise EGSError(f"window start {i!r} is outside 0..{n - 2} for a source of {n} rows; "
@@ -231,7 +226,7 @@ def get_batch(source: torch.Tensor, i: int, seq_len: int) -> tuple[torch.Tensor,
 
 
 def _check_windows(n_tokens: int, bptt: int) -> None:
-    _positive_int(bptt, "bptt", "pass e.g. 35 (the DARTS/AWD-LSTM value).")
+    check_int(bptt, "bptt", 1, "pass e.g. 35 (the DARTS/AWD-LSTM value)")
     if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 2:
         raise EGSError(f"n_tokens must be an integer >= 2 (rows of the batchified source), got "
                        f"{n_tokens!r}; pass len(batchify(...)).")

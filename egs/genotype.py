@@ -20,11 +20,11 @@ import os
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from numbers import Integral
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from egs.checks import check_int
 from egs.errors import EGSError
 from egs.files import write_text
 from egs.ops import ZERO, check_op, space_ops
@@ -58,12 +58,6 @@ def cell_space(space: str) -> CellSpace:
     return CELL_SPACES[space]
 
 
-def _int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise EGSError(f"{what}={value!r} must be an integer, got {type(value).__name__}.")
-    return int(value)
-
-
 @dataclass(frozen=True, eq=False)
 class CellGenotype:
     """One cell: ``edges[(i, j)]`` is the tuple of active ops on edge i -> j (registry order)."""
@@ -75,7 +69,7 @@ class CellGenotype:
 
     def __post_init__(self) -> None:
         layout = cell_space(self.space)
-        n = _int(self.n_nodes, "n_nodes")
+        n = check_int(self.n_nodes, "n_nodes", None)
         if n <= layout.n_inputs:
             raise EGSError(f"n_nodes={n} leaves no intermediate node in a {self.space} cell; use "
                            f"n_nodes > {layout.n_inputs} (the paper uses {layout.default_n_nodes}).")
@@ -91,7 +85,7 @@ class CellGenotype:
                 clean[(i, j)] = tuple(op for op in space_ops(self.space) if op in active)
         if isinstance(self.concat, (str, bytes)) or not isinstance(self.concat, Iterable):
             raise EGSError(f"concat={self.concat!r} must be a list of node numbers.")
-        raw = [_int(c, "concat node") for c in self.concat]
+        raw = [check_int(c, "concat node", None) for c in self.concat]
         concat = tuple(sorted(set(raw)))
         if not concat or len(concat) != len(raw) or any(not layout.n_inputs <= c < n for c in concat):
             raise EGSError(f"concat={raw!r} must list distinct intermediate nodes "
@@ -105,7 +99,7 @@ class CellGenotype:
     def _check_edge(key: object, n: int, n_inputs: int) -> Edge:
         if not isinstance(key, tuple) or len(key) != 2:
             raise EGSError(f"edge key {key!r} must be a pair (i, j) of node numbers.")
-        i, j = _int(key[0], "edge source"), _int(key[1], "edge target")
+        i, j = check_int(key[0], "edge source", None), check_int(key[1], "edge target", None)
         if not 0 <= i < j:
             raise EGSError(f"edge ({i}, {j}) is invalid: an edge goes from an earlier node i to a "
                            f"later node j, 0 <= i < j.")
@@ -164,7 +158,7 @@ class CellGenotype:
             if not isinstance(item, dict):
                 raise EGSError(f"edge {item!r} must be an object with keys from, to, ops.")
             _check_keys(item, {"from", "to", "ops"}, "edge")
-            key = (_int(item["from"], "edge from"), _int(item["to"], "edge to"))
+            key = (check_int(item["from"], "edge from", None), check_int(item["to"], "edge to", None))
             if key in edges:
                 raise EGSError(f"edge {key} is listed twice; list each edge once with all its ops.")
             edges[key] = item["ops"]
@@ -287,7 +281,7 @@ def darts_cell(pairs: Iterable, concat: Iterable[int], space: str = "conv") -> C
     for e, pair in enumerate(pairs):
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise EGSError(f"DARTS entry {e} = {pair!r} must be an (op, input node) pair.")
-        op, src = check_op(pair[0], space), _int(pair[1], f"input node of DARTS entry {e}")
+        op, src = check_op(pair[0], space), check_int(pair[1], f"input node of DARTS entry {e}", None)
         key = (src, e // per_node + layout.n_inputs)
         if op in edges.setdefault(key, set()):
             raise EGSError(f"DARTS entry {e} repeats op {op!r} on edge {key}; an egs edge holds a "
@@ -374,10 +368,9 @@ def random_genotype(space: str, rng: random.Random | int, n_nodes: int | None = 
     if style not in ("egs", "darts"):
         raise EGSError(f"style={style!r} is unknown: use 'egs' (ensemble codes) or 'darts' (one op "
                        "on each of a fixed number of input edges).")
-    if _int(M, "M") < 1:
-        raise EGSError(f"M={M} must be >= 1 (the number of draws per edge).")
-    n_nodes = cell_space(space).default_n_nodes if n_nodes is None else _int(n_nodes, "n_nodes")
+    check_int(M, "M", 1, "the number of draws per edge")
+    n_nodes = cell_space(space).default_n_nodes if n_nodes is None else check_int(n_nodes, "n_nodes", None)
     if not isinstance(rng, random.Random):
-        rng = random.Random(_int(rng, "seed"))
+        rng = random.Random(check_int(rng, "seed", None))
     cells = [_random_cell(space, n_nodes, rng, style, M) for _ in range(2 if space == "conv" else 1)]
     return Genotype(*cells)

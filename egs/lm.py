@@ -29,8 +29,9 @@ from egs.corpus import Corpus, batchify, epoch_windows, get_batch
 from egs.errors import EGSError
 from egs.files import write_json
 from egs.genotype import Genotype, save_genotype
-from egs.loop import EpochLoop, GeneratorState, SampledArchitecture, batch_statistics
-from egs.profiles import LMTrainSettings, RNNSearchSettings
+from egs.archsearch import ArchitectureSearch, mean_active_ops
+from egs.loop import EpochLoop, batch_statistics
+from egs.profiles import LMSettings, LMTrainSettings, RNNSearchSettings
 from egs.rnn import RNNModel, RNNSupernet
 
 PAPER_EVAL = {"ptb": 850, "wikitext2": 700}  # embedding = hidden size of the paper-size models
@@ -74,109 +75,106 @@ def _ppl(nll: float) -> float:
     return math.exp(min(nll, 50.0))
 
 
-class _LMLoop(EpochLoop):
-    """Shared by search and training: the corpus streams and the BPTT windows of an epoch."""
+class LMData:
+    """A language-model run's corpus and streams: this rank's share of the training streams, the
+    validation streams, the epoch's BPTT windows and the evaluation of a model on a stream."""
 
-    variable_bptt = False
-
-    def _load(self, cfg, data_root) -> None:
+    def __init__(self, cfg: LMSettings, ctx: distributed.Context, device: torch.device, data_root=None,
+                 variable_bptt: bool = False) -> None:
+        self.cfg, self.ctx, self.device, self.variable_bptt = cfg, ctx, device, variable_bptt
         self.corpus = Corpus(cfg.corpus, root=data_root)
-        self.local_batch = distributed.local_batch(cfg.batch_size, self.dist)
-        train = _stream(self.corpus, "train", cfg.train_tokens, cfg.batch_size, self.device)
-        self.train = train[:, distributed.shard(cfg.batch_size, self.dist)]  # this rank's streams
-        self.val = _stream(self.corpus, "valid", cfg.val_tokens, cfg.eval_batch_size, self.device)
+        self.local_batch = distributed.local_batch(cfg.batch_size, ctx)
+        train = self.stream("train", cfg.train_tokens, cfg.batch_size)
+        self.train = train[:, distributed.shard(cfg.batch_size, ctx)]  # this rank's streams
+        self.val = self.stream("valid", cfg.val_tokens, cfg.eval_batch_size)
         if len(self.train) < 3:
             raise EGSError(f"train_tokens={cfg.train_tokens} gives {len(self.train)} rows at batch_size="
                            f"{cfg.batch_size}; use more tokens or a smaller batch.")
         self.lr = distributed.scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_reference_batch)
 
-    def nll(self, forward: Callable, data: torch.Tensor, split: bool = True) -> float:
-        """Mean NLL per token of ``data`` (batchified); under torchrun each rank takes some of its streams
-        (``split``), or all ranks evaluate all of them (batch-normalised search cells, whose statistics
-        are taken across the streams)."""
-        if not split:
-            total, count = nll_sums(forward, data, self.cfg.bptt, self.model.init_hidden(data.shape[1]))
-            return total / count
-        streams = torch.tensor_split(torch.arange(data.shape[1]), self.dist.world)[self.dist.rank]
-        total, count = nll_sums(forward, data[:, streams.to(data.device)], self.cfg.bptt,
-                                self.model.init_hidden(len(streams))) if len(streams) else (0.0, 0)
-        total, count = distributed.all_sum([total, count], self.dist, self.device)
-        return total / count
+    @property
+    def ntoken(self) -> int:
+        return len(self.corpus.vocab)
+
+    def stream(self, split: str, tokens: int, batch_size: int) -> torch.Tensor:
+        """``tokens`` (0: all) of ``split`` as ``batch_size`` streams, (T, B) on the run's device."""
+        return _stream(self.corpus, split, tokens, batch_size, self.device)
 
     def windows(self, epoch: int) -> list[tuple[int, int]]:
         return epoch_windows(len(self.train), self.cfg.bptt, self.cfg.seed, epoch, variable=self.variable_bptt)
-
-    def steps_per_epoch(self) -> int:
-        return len(self.windows(self.epoch))
 
     def batches(self, epoch: int, start_step: int) -> Iterator[Any]:
         for i, length in self.windows(epoch)[start_step:]:
             yield (*get_batch(self.train, i, length), length)
 
-    def begin_epoch(self) -> None:
-        if self.step == 0:  # a new epoch starts from a zero hidden state (DARTS/AWD-LSTM)
-            self.hidden.value = self.model.init_hidden(self.local_batch)
+    def nll(self, forward: Callable, data: torch.Tensor, init_hidden: Callable[[int], torch.Tensor],
+            split: bool = True) -> float:
+        """Mean NLL per token of ``data`` (batchified); under torchrun each rank takes some of its streams
+        (``split``), or all ranks evaluate all of them (batch-normalised search cells, whose statistics
+        are taken across the streams)."""
+        if not split:
+            total, count = nll_sums(forward, data, self.cfg.bptt, init_hidden(data.shape[1]))
+            return total / count
+        streams = torch.tensor_split(torch.arange(data.shape[1]), self.ctx.world)[self.ctx.rank]
+        total, count = nll_sums(forward, data[:, streams.to(data.device)], self.cfg.bptt,
+                                init_hidden(len(streams))) if len(streams) else (0.0, 0)
+        total, count = distributed.all_sum([total, count], self.ctx, self.device)
+        return total / count
 
-    def _lm_step(self, x: torch.Tensor, y: torch.Tensor, forward: Callable, params: list) -> tuple[float, int]:
-        logp, hidden = forward(x, self.hidden.value.detach())
-        loss = F.nll_loss(logp.reshape(-1, logp.shape[-1]), y.reshape(-1))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
-        self.hidden.value = hidden.detach()
-        return loss.item(), y.numel()
+
+def lm_loss(forward: Callable, x: torch.Tensor, y: torch.Tensor, hidden: torch.Tensor,
+            **kw: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean next-token NLL of ``forward(x, hidden, **kw)`` against ``y``, and the new hidden state."""
+    logp, hidden = forward(x, hidden, **kw)
+    return F.nll_loss(logp.reshape(-1, logp.shape[-1]), y.reshape(-1)), hidden
 
 
-class RNNSearch(SampledArchitecture, _LMLoop):
+class RNNSearch(ArchitectureSearch):
     """EGS search over the recurrent cell on PTB (or WikiText-2)."""
 
-    label = "rnn search"
+    label, settings_type, experiment = "rnn search", RNNSearchSettings, "rnn_search"
+    cfg: RNNSearchSettings
+    model: RNNSupernet
 
     def __init__(self, cfg: RNNSearchSettings, run_dir: str | Path, resume: bool = False, data_root=None,
                  progress: bool = True) -> None:
-        if cfg.mode not in ("joint", "bilevel"):
-            raise EGSError(f"mode={cfg.mode!r} is unknown; use 'joint' (the paper's Eq. 9) or 'bilevel'.")
         super().__init__(cfg, run_dir, resume, progress)
-        self._load(cfg, data_root)
-        self.search_val = _stream(self.corpus, "valid", cfg.val_tokens, cfg.batch_size,
-                                  self.device)[:, distributed.shard(cfg.batch_size, self.dist)]
+        self.data = d = LMData(cfg, self.dist, self.device, data_root)
+        self.search_val = d.stream("valid", cfg.val_tokens, cfg.batch_size)[:, distributed.shard(cfg.batch_size, self.dist)]
         torch.manual_seed(cfg.seed)
-        self.model = m = RNNSupernet(len(self.corpus.vocab), cfg.emb, cfg.emb, M=cfg.M, lam=cfg.lam,
-                                     tau=cfg.tau_start, dropout=cfg.dropout, dropouth=cfg.dropouth,
-                                     dropoutx=cfg.dropoutx, dropouti=cfg.dropouti,
-                                     dropoute=cfg.dropoute).to(self.device)
-        self.forward = distributed.wrap(m, self.dist, self.device, sparse=True)  # DDP: codes switch ops off
-        self.w_opt = torch.optim.SGD(m.weight_parameters(), self.lr, weight_decay=cfg.weight_decay)
-        self.a_opt = torch.optim.Adam(m.arch_parameters(), cfg.arch_lr, weight_decay=cfg.arch_weight_decay)
-        self.gen = torch.Generator(self.device).manual_seed(cfg.seed)
-        self.hidden = Carried(m.init_hidden(self.local_batch), self.dist)
-        self.stateful = {"model": m, "w_opt": self.w_opt, "a_opt": self.a_opt,
-                         "gen": GeneratorState(self.gen), "hidden": self.hidden}
-        self.start()
+        m = RNNSupernet(d.ntoken, cfg.emb, cfg.emb, M=cfg.M, lam=cfg.lam, tau=cfg.tau_start, dropout=cfg.dropout,
+                        dropouth=cfg.dropouth, dropoutx=cfg.dropoutx, dropouti=cfg.dropouti,
+                        dropoute=cfg.dropoute).to(self.device)
+        w_opt = torch.optim.SGD(m.weight_parameters(), d.lr, weight_decay=cfg.weight_decay)
+        self.hidden = Carried(m.init_hidden(d.local_batch), self.dist)
+        forward = distributed.wrap(m, self.dist, self.device, sparse=True)  # DDP: codes switch ops off
+        self.start_search(m, w_opt, {"hidden": self.hidden}, forward)
+
+    def steps_per_epoch(self) -> int:
+        return len(self.data.windows(self.epoch))
+
+    def batches(self, epoch: int, start_step: int) -> Iterator[Any]:
+        return self.data.batches(epoch, start_step)
 
     def begin_epoch(self) -> None:
-        c = self.cfg
-        self.model.tau = c.tau_start * (c.tau_end / c.tau_start) ** (self.epoch / max(1, c.epochs - 1))
         super().begin_epoch()
+        if self.step == 0:  # a new epoch starts from a zero hidden state (DARTS/AWD-LSTM)
+            self.hidden.value = self.model.init_hidden(self.data.local_batch)
+
+    def loss(self, codes: torch.Tensor, x: torch.Tensor, y: torch.Tensor, hidden: torch.Tensor):
+        return lm_loss(self.forward, x, y, hidden, codes=codes)
+
+    def arch_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A fixed-length search-val window, from a zero hidden state."""
+        bptt = self.cfg.bptt
+        i = (self.step * bptt) % max(1, len(self.search_val) - 1 - bptt)
+        return (*get_batch(self.search_val, i, bptt), self.model.init_hidden(self.data.local_batch))
 
     def train_step(self, batch) -> dict[str, Any]:
         x, y, _ = batch
-        m = self.model
-        if self.cfg.mode == "bilevel":  # first-order DARTS: alpha on a search-val window first
-            i = (self.step * self.cfg.bptt) % max(1, len(self.search_val) - 1 - self.cfg.bptt)
-            xv, yv = get_batch(self.search_val, i, self.cfg.bptt)
-            codes = self.sample()
-            self.a_opt.zero_grad(set_to_none=True)
-            logp, _ = self.forward(xv, m.init_hidden(self.local_batch), codes=codes)
-            F.nll_loss(logp.reshape(-1, logp.shape[-1]), yv.reshape(-1)).backward()
-            self.a_opt.step()
-        codes = self.sample()
-        self.w_opt.zero_grad(set_to_none=True)
-        self.a_opt.zero_grad(set_to_none=True)
-        loss, n = self._lm_step(x, y, lambda inp, h: self.forward(inp, h, codes=codes), m.weight_parameters())
-        self.w_opt.step()
-        if self.cfg.mode == "joint":  # Eq. 9: alpha from the same backward pass as w
-            self.a_opt.step()
-        active = float(codes.detach()[:, 1:].sum()) / len(codes)
+        loss, hidden, codes = self.search_step((x, y, self.hidden.value.detach()), dim=1)
+        self.hidden.value = hidden
+        active, n = mean_active_ops(codes), y.numel()
         return {"loss": loss * n, "n": n, "active": active, "steps": 1,
                 "log": {"loss": loss, "ppl": _ppl(loss), "active_ops": active}}
 
@@ -185,9 +183,8 @@ class RNNSearch(SampledArchitecture, _LMLoop):
         codes = m.most_probable_codes()
         genotype = m.derive("most_probable")
         with batch_statistics(m):  # the supernet's running BN statistics mix all sampled cells
-            val = self.nll(lambda inp, h: m(inp, h, codes=codes), self.val, split=False)
-        if self.dist.main:
-            save_genotype(genotype, self.dir / "genotypes" / f"epoch_{self.epoch + 1:03d}.json")
+            val = self.data.nll(lambda inp, h: m(inp, h, codes=codes), self.data.val, m.init_hidden, split=False)
+        self.save_epoch_genotype(genotype)
         p = m.probabilities().detach()
         return {"train_loss": s["loss"] / s["n"], "train_ppl": _ppl(s["loss"] / s["n"]), "val_loss": val,
                 "val_ppl": _ppl(val), "tau": m.tau, "sampled_active_ops": s["active"] / s["steps"],
@@ -197,15 +194,11 @@ class RNNSearch(SampledArchitecture, _LMLoop):
     def finish(self) -> dict[str, Any]:
         genotype = self.model.derive("most_probable")
         epochs = [r for r in self.log.read() if r["type"] == "epoch"]
-        summary = self.cost() | {
+        return self.write_results(genotype, self.cost() | {
             "genotype": str(self.dir / "genotype.json"), "final_val_ppl": epochs[-1]["val_ppl"],
             "derived_ops": genotype.num_active_ops(),
             "params_supernet": sum(p.numel() for p in self.model.weight_parameters()),
-            "params_derived_paper_size": _paper_params(genotype, self.cfg.corpus, len(self.corpus.vocab))}
-        if self.dist.main:
-            save_genotype(genotype, self.dir / "genotype.json")
-            write_json(self.dir / "summary.json", summary)
-        return summary
+            "params_derived_paper_size": _paper_params(genotype, self.cfg.corpus, self.data.ntoken)})
 
 
 def _paper_params(genotype: Genotype, corpus: str, ntoken: int) -> int:
@@ -263,55 +256,60 @@ class NTASGD:
         self.opt.load_state_dict(state["opt"])
 
 
-class LMTrainer(_LMLoop):
+class LMTrainer(EpochLoop):
     """Train a recurrent genotype's language model from scratch, then report valid/test perplexity."""
 
-    label = "lm train"
-    variable_bptt = True
+    label, settings_type, experiment = "lm train", LMTrainSettings, "lm_train_ptb"
+    cfg: LMTrainSettings
 
     def __init__(self, cfg: LMTrainSettings, genotype: Genotype, run_dir: str | Path, resume: bool = False,
                  data_root=None, progress: bool = True) -> None:
         if genotype.space != "rnn":
             raise EGSError(f"a language model needs a recurrent genotype, got space {genotype.space!r}.")
         self.genotype = genotype
-        super().__init__(cfg, run_dir, resume, progress)
-        self._load(cfg, data_root)
-        self.test = _stream(self.corpus, "test", cfg.test_tokens, cfg.eval_batch_size, self.device)
+        super().__init__(cfg, run_dir, resume, progress, record={"genotype": genotype.to_dict()})
+        self.data = d = LMData(cfg, self.dist, self.device, data_root, variable_bptt=True)
+        self.test = d.stream("test", cfg.test_tokens, cfg.eval_batch_size)
         torch.manual_seed(cfg.seed)
-        self.model = RNNModel(len(self.corpus.vocab), cfg.emb, cfg.emb, genotype, dropout=cfg.dropout,
-                              dropouth=cfg.dropouth, dropoutx=cfg.dropoutx, dropouti=cfg.dropouti,
-                              dropoute=cfg.dropoute).to(self.device)
-        self.forward = distributed.wrap(self.model, self.dist, self.device)
-        self.opt = NTASGD(list(self.model.parameters()), self.lr, cfg.weight_decay, cfg.nonmono)
-        self.hidden = Carried(self.model.init_hidden(self.local_batch), self.dist)
-        self.stateful = {"model": self.model, "opt": self.opt, "hidden": self.hidden}
-        self.start()
+        model = RNNModel(d.ntoken, cfg.emb, cfg.emb, genotype, dropout=cfg.dropout, dropouth=cfg.dropouth,
+                         dropoutx=cfg.dropoutx, dropouti=cfg.dropouti, dropoute=cfg.dropoute).to(self.device)
+        self.opt = NTASGD(list(model.parameters()), d.lr, cfg.weight_decay, cfg.nonmono)
+        self.hidden = Carried(model.init_hidden(d.local_batch), self.dist)
+        self.start(model, {"opt": self.opt, "hidden": self.hidden}, distributed.wrap(model, self.dist, self.device))
         if self.dist.main:
             save_genotype(genotype, self.dir / "genotype.json")
 
-    def config_record(self) -> dict[str, Any]:
-        from dataclasses import asdict
-        return {**asdict(self.cfg), "genotype": self.genotype.to_dict()}
+    def steps_per_epoch(self) -> int:
+        return len(self.data.windows(self.epoch))
+
+    def batches(self, epoch: int, start_step: int) -> Iterator[Any]:
+        return self.data.batches(epoch, start_step)
+
+    def begin_epoch(self) -> None:
+        if self.step == 0:  # a new epoch starts from a zero hidden state (DARTS/AWD-LSTM)
+            self.hidden.value = self.model.init_hidden(self.data.local_batch)
 
     def train_step(self, batch) -> dict[str, Any]:
         x, y, length = batch
-        opt = self.opt.opt
-        opt.param_groups[0]["lr"] = self.lr * length / self.cfg.bptt  # AWD-LSTM: scale by window length
+        opt, lr = self.opt.opt, self.data.lr
+        opt.param_groups[0]["lr"] = lr * length / self.cfg.bptt  # AWD-LSTM: scale by window length
         opt.zero_grad(set_to_none=True)
-        loss, n = self._lm_step(x, y, self.forward, list(self.model.parameters()))
-        opt.step()
-        opt.param_groups[0]["lr"] = self.lr
+        loss, self.hidden.value = self.backward((x, y, self.hidden.value.detach()),
+                                                lambda *part: lm_loss(self.forward, *part), dim=1)
+        self.update([opt], clip=self.model.parameters())
+        opt.param_groups[0]["lr"] = lr
+        n = y.numel()
         return {"loss": loss * n, "n": n, "log": {"loss": loss, "ppl": _ppl(loss)}}
 
     def _evaluate(self, data: torch.Tensor) -> float:
         self.model.eval()
         with self.opt.averaged():
-            nll = self.nll(self.model, data)
+            nll = self.data.nll(self.model, data, self.model.init_hidden)
         self.model.train()
         return nll
 
     def end_epoch(self) -> dict[str, Any]:
-        val = self._evaluate(self.val)
+        val = self._evaluate(self.data.val)
         kind = self.opt.kind
         self.opt.observe(val)
         s = self.sums
@@ -319,13 +317,13 @@ class LMTrainer(_LMLoop):
                 "val_ppl": _ppl(val), "optimizer": kind, "switched_to_asgd": kind != self.opt.kind}
 
     def finish(self) -> dict[str, Any]:
-        val, test = self._evaluate(self.val), self._evaluate(self.test)
+        val, test = self._evaluate(self.data.val), self._evaluate(self.test)
         summary = self.cost() | {
             "corpus": self.cfg.corpus, "genotype": str(self.dir / "genotype.json"),
             "val_ppl": _ppl(val), "test_ppl": _ppl(test), "optimizer": self.opt.kind,
             "params": sum(p.numel() for p in self.model.parameters()),
-            "params_paper_size": _paper_params(self.genotype, self.cfg.corpus, len(self.corpus.vocab)),
-            "batch_per_process": self.local_batch, "lr": self.lr}
+            "params_paper_size": _paper_params(self.genotype, self.cfg.corpus, self.data.ntoken),
+            "batch_per_process": self.data.local_batch, "lr": self.data.lr}
         if self.dist.main:
             write_json(self.dir / "summary.json", summary)
         return summary

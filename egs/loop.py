@@ -7,8 +7,9 @@ holds a consistent state; resuming restores every stateful object (model, optimi
 random generators, running sums) and the position ``(epoch, step)``, and data batches are a pure
 function of ``(seed, epoch, step)``, so a resumed run continues exactly as if never stopped.
 
-Subclasses build their model and data, list their stateful objects in ``self.stateful``, and
-implement :meth:`batches`, :meth:`train_step`, :meth:`end_epoch` and :meth:`finish`.
+Subclasses build their model and data, hand them to :meth:`EpochLoop.start` with their other
+stateful objects, and implement the abstract methods (:meth:`batches`, :meth:`train_step`,
+:meth:`end_epoch`, :meth:`finish`, ...); search loops draw their codes with :class:`CodeSampler`.
 
 Under ``torchrun`` (:mod:`egs.distributed`) every rank runs this loop in step: only rank 0 writes
 files and shows progress, epoch sums are added over the ranks before :meth:`end_epoch`, a Ctrl-C seen
@@ -21,10 +22,11 @@ from __future__ import annotations
 import json
 import signal
 import time
+from abc import ABC, abstractmethod
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -32,6 +34,7 @@ import torch.nn as nn
 from egs import distributed
 from egs.errors import EGSError
 from egs.files import write_json
+from egs.profiles import RunSettings
 from egs.runlog import MetricsLog, load_checkpoint, save_checkpoint
 
 
@@ -146,57 +149,100 @@ def batch_statistics(model: nn.Module) -> Iterator[None]:
         model.train()
 
 
-class SampledArchitecture:
-    """For search loops (``self.model`` a supernet, ``self.gen`` its sampler generator): this step's
-    codes, checked identical on every rank under torchrun, with the logits they came from (never assumed)."""
+class CodeSampler:
+    """Each step's architecture codes for a search loop: ``supernet.sample`` with the run's seeded
+    generator, checked identical on every rank under torchrun (codes and the logits they came from:
+    never assumed). Its ``state_dict`` is the generator's state, saved with every checkpoint."""
 
-    def sample(self):
-        codes = self.model.sample(self.gen)
+    def __init__(self, supernet: nn.Module, seed: int, ctx: distributed.Context, device: torch.device) -> None:
+        self.supernet, self.ctx, self.device = supernet, ctx, device
+        self.generator = torch.Generator(device).manual_seed(seed)
+        self._state = GeneratorState(self.generator)
+
+    def __call__(self, where: str) -> Any:
+        """Draw this step's codes (``where`` names the step in the error a rank mismatch raises)."""
+        codes = self.supernet.sample(self.generator)
         values = list(codes.values()) if isinstance(codes, dict) else [codes]
-        distributed.check_identical([*self.model.arch_parameters(), *values], "architecture logits or sampled codes",
-                                    f"epoch {self.epoch + 1}, step {self.step + 1}", self.dist, self.device)
+        distributed.check_identical([*self.supernet.arch_parameters(), *values], "architecture logits or sampled "
+                                    "codes", where, self.ctx, self.device)
         return codes
 
+    def state_dict(self) -> torch.Tensor:
+        return self._state.state_dict()
 
-class EpochLoop:
-    """Run directory, checkpoints and the resumable epoch/step loop."""
+    def load_state_dict(self, state: torch.Tensor) -> None:
+        self._state.load_state_dict(state)
 
-    label = "run"
 
-    def __init__(self, cfg: Any, run_dir: str | Path, resume: bool, progress: bool) -> None:
+class EpochLoop(ABC):
+    """Run directory, checkpoints and the resumable epoch/step loop.
+
+    The contract, all of it explicit:
+
+    * ``cfg`` is a :class:`egs.profiles.RunSettings` (epochs, seed, device, log_every, micro_batch,
+      grad_clip, amp, ... are read from it);
+    * the subclass builds its model and data after ``super().__init__`` (which resolves
+      ``self.device`` and the torchrun context ``self.dist``), then calls :meth:`start` with the model,
+      the callable the steps run it through (a DDP wrapper, a compiled module, or the model) and its
+      other stateful objects (optimizers, schedulers, samplers, carried state);
+    * it implements the abstract methods below; :meth:`run` refuses to run before :meth:`start`.
+
+    Every step goes through :meth:`backward` (micro-batches, mixed precision) and :meth:`update`
+    (unscaling, gradient clipping to ``cfg.grad_clip``, optimizer steps).
+    """
+
+    label: ClassVar[str] = "run"
+    settings_type: ClassVar[type[RunSettings]] = RunSettings  # what ``cfg`` must be
+    experiment: ClassVar[str] = "search"  # the egs.settings(...) experiment that gives it
+    model: nn.Module
+    forward: Callable[..., Any]
+    stateful: dict[str, Any]
+
+    def __init__(self, cfg: RunSettings, run_dir: str | Path, resume: bool, progress: bool,
+                 record: Mapping[str, Any] | None = None) -> None:
+        """``record``: more fields for ``config.json`` beside the settings (e.g. the trained genotype)."""
+        if not isinstance(cfg, self.settings_type):
+            raise EGSError(f"{type(self).__name__} needs {self.settings_type.__name__} (egs.settings("
+                           f"{self.experiment!r}, profile)), got {type(cfg).__name__}.")
         device = resolve_device(cfg.device)
         self.dist = distributed.init(device)
         self.device = distributed.rank_device(device, self.dist)
         run_dir = distributed.broadcast_object(str(run_dir), self.dist)  # one directory, rank 0's name
         self.cfg, self.dir, self.resume = cfg, Path(run_dir), resume
+        self.record = {**asdict(cfg), **(record or {})}
         self.progress = progress and self.dist.main
-        ckpt = self.dir / "checkpoint.pt"
-        if resume:
-            if not ckpt.exists():
-                raise EGSError(f"cannot resume: {ckpt} does not exist; start the run without --resume.")
-            stored, now = json.loads((self.dir / "config.json").read_text()), self.config_record()
-            if stored != json.loads(json.dumps(now)):
-                changed = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
-                raise EGSError(f"cannot resume {self.dir}: its settings differ in {', '.join(changed)}; "
-                               "resume with the run's own settings or start a new run directory.")
-        elif ckpt.exists():
-            raise EGSError(f"{self.dir} already holds a run; pass --resume to continue it or choose "
-                           "another run directory.")
+        self.precision = MixedPrecision(self.device, cfg.amp)
         self.epoch, self.step, self.elapsed = 0, 0, 0.0
         self.sums: dict[str, float] = {}
-        self.stateful: dict[str, Any] = {}
+        self._started = False
+        self._check_run_dir()
 
-    def config_record(self) -> dict[str, Any]:
-        """What ``config.json`` holds; a resumed run must match it."""
-        return asdict(self.cfg)
+    def _check_run_dir(self) -> None:
+        ckpt = self.dir / "checkpoint.pt"
+        if not self.resume:
+            if ckpt.exists():
+                raise EGSError(f"{self.dir} already holds a run; pass --resume to continue it or choose "
+                               "another run directory.")
+            return
+        if not ckpt.exists():
+            raise EGSError(f"cannot resume: {ckpt} does not exist; start the run without --resume.")
+        stored, now = json.loads((self.dir / "config.json").read_text()), json.loads(json.dumps(self.record))
+        if stored != now:
+            changed = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
+            raise EGSError(f"cannot resume {self.dir}: its settings differ in {', '.join(changed)}; "
+                           "resume with the run's own settings or start a new run directory.")
 
-    def start(self) -> None:
-        """Call once the model and optimizers exist: restore a checkpoint or start a fresh log."""
+    def start(self, model: nn.Module, stateful: Mapping[str, Any], forward: Callable[..., Any] | None = None) -> None:
+        """Hand the loop its model, the stateful objects saved with it in every checkpoint, and the
+        ``forward`` callable the steps use (default: the model); then restore a checkpoint or start a
+        fresh log. Call once, at the end of the subclass's ``__init__``."""
+        self.model, self.forward = model, model if forward is None else forward
+        self.stateful = {"model": model, **stateful, "scaler": self.precision.scaler,
+                         "global_rng": GlobalRNGState(self.dist, self.device)}
         main = self.dist.main
         if main:
             self.dir.mkdir(parents=True, exist_ok=True)
         self.log = MetricsLog(self.dir / "metrics.jsonl", write=main)
-        self.stateful["global_rng"] = GlobalRNGState(self.dist, self.device)
         if self.resume:
             state = load_checkpoint(self.dir / "checkpoint.pt", self.device)
             for name, obj in self.stateful.items():
@@ -209,7 +255,12 @@ class EpochLoop:
                 torch.manual_seed(self.cfg.seed + 7919 * self.dist.rank)
             self.log.truncate(0)
             if main:
-                write_json(self.dir / "config.json", self.config_record())
+                write_json(self.dir / "config.json", self.record)
+        self._started = True
+
+    def where(self) -> str:
+        """The current step, for messages."""
+        return f"epoch {self.epoch + 1}, step {self.step + 1}"
 
     def cost(self) -> dict[str, Any]:
         """What the run cost: wall-clock seconds of training and device hours/days, and the device."""
@@ -232,96 +283,122 @@ class EpochLoop:
         if self.dist.main:
             save_checkpoint(self.dir / "checkpoint.pt", state)
 
-    def backward(self, x: torch.Tensor, y: torch.Tensor, loss_of) -> tuple[float, torch.Tensor]:
-        """Backward pass of the mean loss over ``(x, y)``, in micro-batches of ``cfg.micro_batch`` rows.
+    def backward(self, batch: Sequence[torch.Tensor], loss_of: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+                 dim: int = 0) -> tuple[float, torch.Tensor]:
+        """Backward pass of the mean loss over ``batch``, in micro-batches of ``cfg.micro_batch`` rows.
 
-        ``loss_of(x_i, y_i) -> (loss, logits)`` runs under autocast; each micro-batch's mean loss is
-        weighted by its share of the rows, so the gradients are those of the whole batch's mean loss,
-        with BatchNorm statistics taken per micro-batch. A run with the same global batch and
-        ``micro_batch`` therefore trains the same way on any number of processes (a 2-process run
-        and a 1-process run differ only in float rounding; DDP syncs gradients on the last
-        micro-batch only). ``micro_batch`` 0 is the whole per-process batch. Returns the loss and the
-        logits of the whole batch.
+        Every tensor of ``batch`` is split along ``dim`` (0: images; 1: the streams of a language
+        model's tokens and hidden state, never time). ``loss_of(*part) -> (loss, out)`` runs under
+        autocast; each micro-batch's mean loss is weighted by its share of the rows, so the gradients
+        are those of the whole batch's mean loss, with BatchNorm statistics taken per micro-batch. A run
+        with the same global batch and ``micro_batch`` therefore trains the same way on any number of
+        processes (a 2-process and a 1-process run differ only in float rounding; DDP syncs gradients
+        on the last micro-batch only). ``micro_batch`` 0 is the whole per-process batch. Returns the
+        loss and the ``out`` of the whole batch, concatenated along ``dim`` (detached).
         """
-        size = getattr(self.cfg, "micro_batch", 0) or len(y)
-        if len(y) % size:
-            raise EGSError(f"micro_batch={size} must divide the per-process batch of {len(y)} rows; use a "
+        rows = batch[0].shape[dim]
+        size = self.cfg.micro_batch or rows
+        if rows % size:
+            raise EGSError(f"micro_batch={size} must divide the per-process batch of {rows} rows; use a "
                            "divisor of batch_size / processes, or 0 for the whole batch.")
-        parts = range(0, len(y), size)
+        starts = range(0, rows, size)
         total, outputs = 0.0, []
-        for i, start in enumerate(parts):
-            xi, yi = x[start:start + size], y[start:start + size]
-            last = i == len(parts) - 1
+        for i, start in enumerate(starts):
+            part = [t.narrow(dim, start, size) for t in batch]
+            last = i == len(starts) - 1
             sync = nullcontext() if last or not hasattr(self.forward, "no_sync") else self.forward.no_sync()
             with sync:
                 with self.precision.autocast():
-                    loss, logits = loss_of(xi, yi)
-                    share = loss * (len(yi) / len(y)) if len(parts) > 1 else loss
+                    loss, out = loss_of(*part)
+                    share = loss * (size / rows) if len(starts) > 1 else loss
                 # the sampled codes' graph (alpha -> code) is shared by the micro-batches
                 self.precision.scaler.scale(share).backward(retain_graph=not last)
             total += share.item()
-            outputs.append(logits.detach())
-        return total, torch.cat(outputs)
+            outputs.append(out.detach())
+        return total, torch.cat(outputs, dim)
+
+    def update(self, optimizers: Sequence[torch.optim.Optimizer], clip: Iterable[torch.Tensor] | None = None) -> None:
+        """Step ``optimizers`` after :meth:`backward`: gradients unscaled (fp16), the norm of ``clip``'s
+        gradients clipped to ``cfg.grad_clip`` (None: no clipping), then the scaler updated."""
+        scaler = self.precision.scaler
+        if clip is not None:
+            for opt in optimizers:
+                scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(list(clip), self.cfg.grad_clip)
+        for opt in optimizers:
+            scaler.step(opt)
+        scaler.update()
 
     # ------------------------------------------------------------------ subclass hooks
+    @abstractmethod
     def steps_per_epoch(self) -> int:
-        raise NotImplementedError
+        """Steps in the current epoch."""
 
+    @abstractmethod
     def batches(self, epoch: int, start_step: int) -> Iterator[Any]:
-        raise NotImplementedError
+        """The batches of ``epoch`` from step ``start_step`` on (a pure function of seed, epoch, step)."""
 
     def begin_epoch(self) -> None:
         """Per-epoch settings (temperature, drop-path probability); called also after a resume."""
 
-    def train_step(self, batch: Any) -> dict[str, float]:
+    @abstractmethod
+    def train_step(self, batch: Any) -> dict[str, Any]:
         """One step; returns sums to accumulate over the epoch (must include ``n``) and may
         include ``"log"``: a dict of per-step values for the step record."""
-        raise NotImplementedError
 
+    @abstractmethod
     def end_epoch(self) -> dict[str, Any]:
         """Evaluate and return the epoch record's extra fields (the loop adds epoch, elapsed)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def finish(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """Write the run's results and return its summary."""
 
     # ------------------------------------------------------------------ the loop
     def run(self, stop_after_steps: int | None = None) -> dict[str, Any]:
         """Train to the last epoch (or until interrupted, after a checkpoint), then :meth:`finish`."""
-        from tqdm.auto import tqdm
-        done = 0
+        if not self._started:
+            raise EGSError(f"{type(self).__name__} never called start(model, stateful): its __init__ must end "
+                           "with self.start(...) before run().")
+        self._done, self._stop_after = 0, stop_after_steps
         with deferred_interrupt() as flag:
             while self.epoch < self.cfg.epochs:
                 self.begin_epoch()
-                bar = tqdm(total=self.steps_per_epoch(), initial=self.step, leave=False,
-                           desc=f"{self.label} epoch {self.epoch + 1}/{self.cfg.epochs}", disable=not self.progress)
-                start = time.perf_counter()
-                for batch in self.batches(self.epoch, self.step):
-                    out = self.train_step(batch)
-                    step_log = out.pop("log", None)
-                    for key, value in out.items():
-                        self.sums[key] = self.sums.get(key, 0.0) + value
-                    self.step += 1
-                    done += 1
-                    if step_log is not None and self.step % self.cfg.log_every == 0:
-                        self.log.write({"type": "step", "epoch": self.epoch + 1, "step": self.step, **step_log})
-                    bar.update(1)
-                    if "loss" in self.sums:
-                        bar.set_postfix(loss=f"{self.sums['loss'] / self.sums['n']:.3f}")
-                    stop = distributed.any_rank(flag["stop"], self.dist, self.device)
-                    if stop or (stop_after_steps is not None and done >= stop_after_steps):
-                        self.elapsed += time.perf_counter() - start
-                        bar.close()
-                        self.checkpoint()
-                        raise KeyboardInterrupt(f"{self.label} interrupted at epoch {self.epoch + 1}, step "
-                                                f"{self.step}; checkpoint saved in {self.dir}, resume with --resume")
-                bar.close()
-                self.elapsed += time.perf_counter() - start
+                self._run_epoch(flag)
                 self.sums = self.global_sums()
-                distributed.check_identical(self.stateful["model"].parameters(), "weights",
-                                            f"the end of epoch {self.epoch + 1}", self.dist, self.device)
+                distributed.check_identical(self.model.parameters(), "weights", f"the end of epoch {self.epoch + 1}",
+                                            self.dist, self.device)
                 record = self.end_epoch()
                 self.log.write({"type": "epoch", "epoch": self.epoch + 1, "elapsed_s": self.elapsed, **record})
                 self.epoch, self.step, self.sums = self.epoch + 1, 0, {}
                 self.checkpoint()
         return self.finish()
+
+    def _run_epoch(self, flag: dict[str, bool]) -> None:
+        """The steps of one epoch; an interruption (Ctrl-C on any rank, or ``stop_after_steps``) saves a
+        checkpoint after the current step and raises KeyboardInterrupt."""
+        from tqdm.auto import tqdm
+        bar = tqdm(total=self.steps_per_epoch(), initial=self.step, leave=False,
+                   desc=f"{self.label} epoch {self.epoch + 1}/{self.cfg.epochs}", disable=not self.progress)
+        start = time.perf_counter()
+        for batch in self.batches(self.epoch, self.step):
+            out = self.train_step(batch)
+            step_log = out.pop("log", None)
+            for key, value in out.items():
+                self.sums[key] = self.sums.get(key, 0.0) + value
+            self.step += 1
+            self._done += 1
+            if step_log is not None and self.step % self.cfg.log_every == 0:
+                self.log.write({"type": "step", "epoch": self.epoch + 1, "step": self.step, **step_log})
+            bar.update(1)
+            if "loss" in self.sums:
+                bar.set_postfix(loss=f"{self.sums['loss'] / self.sums['n']:.3f}")
+            stop = distributed.any_rank(flag["stop"], self.dist, self.device)
+            if stop or (self._stop_after is not None and self._done >= self._stop_after):
+                self.elapsed += time.perf_counter() - start
+                bar.close()
+                self.checkpoint()
+                raise KeyboardInterrupt(f"{self.label} interrupted at epoch {self.epoch + 1}, step "
+                                        f"{self.step}; checkpoint saved in {self.dir}, resume with --resume")
+        bar.close()
+        self.elapsed += time.perf_counter() - start

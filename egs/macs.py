@@ -27,13 +27,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any, Iterable, Mapping
 
 import torch
 import torch.nn as nn
 
 from egs.cnn import NetworkImageNet
+from egs.checks import check_real
 from egs.errors import EGSError
 from egs.genotype import Genotype
 
@@ -166,8 +167,7 @@ def fit_channels(genotype: Genotype, budget: float = MOBILE_BUDGET, layers: int 
     if not cs or bad:
         raise EGSError(f"candidates must be even channel counts >= 2 (the ImageNet stem halves C), got "
                        f"{bad[:5] if bad else 'none'}; pass e.g. range(2, 513, 2).")
-    if isinstance(budget, bool) or not isinstance(budget, Real) or not budget > 0:
-        raise EGSError(f"budget={budget!r} must be a positive number of multiply-adds, e.g. 600e6.")
+    check_real(budget, "budget", 0.0, low_open=True, fix="a number of multiply-adds, e.g. 600e6")
     lo, hi = 0, len(cs)  # invariant: cs[:lo] fit, cs[hi:] do not
     while lo < hi:
         mid = (lo + hi) // 2

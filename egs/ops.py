@@ -16,13 +16,13 @@ BatchNorm are not counted (BN folds into the preceding convolution at inference)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral
 from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from egs.checks import check_int
 from egs.errors import EGSError
 
 ZERO = "none"
@@ -53,12 +53,6 @@ def check_op(name: object, space: str) -> str:
     if not isinstance(name, str) or name not in ops:
         raise EGSError(f"unknown {space} operation {name!r}: valid names are {', '.join(ops)}.")
     return name
-
-
-def _check_positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise EGSError(f"{what}={value!r} must be a positive integer.")
-    return int(value)
 
 
 def _check_stride(stride: object) -> int:
@@ -180,7 +174,7 @@ assert tuple(_CONV_SPECS) == CONV_OPS
 
 def _check_conv_args(name: object, C: object, stride: object) -> tuple[_ConvSpec, int, int]:
     spec = _CONV_SPECS[check_op(name, "conv")]
-    C = _check_positive_int(C, "C")
+    C = check_int(C, "C")
     stride = _check_stride(stride)
     if spec.kind == "skip" and stride == 2 and C % 2:
         raise EGSError(f"skip_connect at stride 2 is a FactorizedReduce and needs an even channel "
@@ -223,7 +217,7 @@ def conv_op_flops(name: str, C: int, H: int, W: int, stride: int) -> int:
     convolutions (C * C/2 each) at stride 2. Used as a resource cost for the credit l of Eq. 5.
     """
     spec, C, stride = _check_conv_args(name, C, stride)
-    H, W = _check_positive_int(H, "H"), _check_positive_int(W, "W")
+    H, W = check_int(H, "H"), check_int(W, "W")
     out = _out_size(H, spec, stride) * _out_size(W, spec, stride)
     k2 = spec.kernel * spec.kernel
     if spec.kind == "zero" or (spec.kind == "skip" and stride == 1):

@@ -5,82 +5,206 @@ between profiles. Each experiment has a frozen dataclass of settings and one ins
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, fields, replace
+from typing import Any, Callable
 
+from egs.checks import check_bool, check_choice, check_int, check_lam, check_M, check_rate, check_real, check_tau
 from egs.errors import EGSError
 
 PROFILES = ("smoke", "cpu", "paper")
 DEFAULT_PROFILE = "cpu"
 
+MODES = ("joint", "bilevel")  # Eq. 9 (one backward pass for w and alpha) or first-order DARTS
+COSTS = ("flops", "params", "latency")  # efficiency-credit cost metrics (egs.credits)
+TRAIN_DATASETS = ("cifar10", "imagenet")
+SCHEDULES = ("cosine", "poly")
+CORPORA = ("ptb", "wikitext2")
+
+
+def _int(minimum: int = 1) -> Callable[[object, str], int]:
+    return lambda value, name: check_int(value, name, minimum)
+
+
+def _real(low: float | None = None, high: float | None = None, low_open: bool = False,
+          high_open: bool = False) -> Callable[[object, str], float]:
+    return lambda value, name: check_real(value, name, low, high, low_open, high_open)
+
+
+def _choice(*options: str) -> Callable[[object, str], str]:
+    return lambda value, name: check_choice(value, name, options)
+
+
+def _ints(minimum: int = 1) -> Callable[[object, str], tuple[int, ...]]:
+    def check(value: object, name: str) -> tuple[int, ...]:
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or not list(value):
+            raise EGSError(f"{name}={value!r} must be a non-empty list of integers >= {minimum}.")
+        return tuple(check_int(v, f"{name} entry", minimum) for v in value)
+    return check
+
+
+def _device(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise EGSError(f"{name}={value!r} must name a device: auto, cpu, cuda or cuda:N.")
+    return value
+
+
+_POSITIVE, _COUNT, _SIZE = _real(0.0, low_open=True), _int(1), _int(0)  # > 0; >= 1; >= 0 (0: everything)
+_RATE, _NONNEGATIVE, _BETA = check_rate, _real(0.0), _real(0.0, 1.0, high_open=True)
+
+# The type and range of every setting, by name (a name means the same thing in every experiment).
+RULES: dict[str, Callable[[object, str], Any]] = {
+    # every run
+    "epochs": _COUNT, "batch_size": _COUNT, "lr": _POSITIVE, "weight_decay": _NONNEGATIVE, "grad_clip": _POSITIVE,
+    "lr_reference_batch": _SIZE, "micro_batch": _SIZE, "amp": check_bool, "seed": _SIZE, "log_every": _COUNT,
+    "device": _device,
+    # architecture search (Eq. 5, Definition 1, Eq. 9)
+    "M": lambda v, _: check_M(v), "lam": lambda v, _: check_lam(v), "tau_start": check_tau, "tau_end": check_tau,
+    "mode": _choice(*MODES), "arch_lr": _NONNEGATIVE, "arch_beta1": _BETA, "arch_beta2": _BETA,
+    "arch_weight_decay": _NONNEGATIVE, "cost": _choice(*COSTS), "credit_beta": _NONNEGATIVE,
+    # conv networks and images
+    "C": _COUNT, "layers": _int(3), "image_size": _int(8), "train_size": _SIZE, "val_size": _SIZE,
+    "test_size": _SIZE, "lr_min": _NONNEGATIVE, "momentum": _BETA, "channels_last": check_bool,
+    "dataset": _choice(*TRAIN_DATASETS), "schedule": _choice(*SCHEDULES), "poly_power": _POSITIVE,
+    "auxiliary_weight": _NONNEGATIVE, "drop_path": _RATE, "cutout": _SIZE, "label_smoothing": _RATE,
+    "workers": _SIZE, "compile": check_bool,
+    # language models
+    "corpus": _choice(*CORPORA), "eval_batch_size": _COUNT, "bptt": _int(2), "emb": _COUNT,
+    "train_tokens": _SIZE, "val_tokens": _SIZE, "test_tokens": _SIZE, "nonmono": _COUNT,
+    "dropout": _RATE, "dropouth": _RATE, "dropoutx": _RATE, "dropouti": _RATE, "dropoute": _RATE,
+    # notebook 01
+    "mc_samples": _COUNT, "count_samples": _SIZE, "Ks": _ints(1), "Ms": _ints(1),
+}
+
 
 @dataclass(frozen=True)
-class SamplingSettings:
+class Settings:
+    """Base of every experiment's settings: each field is checked (type and range, :data:`RULES`) on
+    construction, by ``settings()``, ``dataclasses.replace`` and direct calls alike, and ints given
+    for float fields become floats. A bad value raises one :class:`EGSError` naming the setting."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            rule = RULES.get(f.name)
+            if rule is None:  # a new field must say what it accepts
+                raise EGSError(f"setting {f.name!r} of {type(self).__name__} has no rule in egs.profiles.RULES.")
+            object.__setattr__(self, f.name, rule(getattr(self, f.name), f.name))
+
+
+@dataclass(frozen=True)
+class SamplingSettings(Settings):
     """Notebook 01 (Figure 1, Propositions 2-3): exact distributions checked against Monte Carlo."""
 
-    mc_samples: int  # Monte-Carlo draws per (p, M) for the code distribution
+    mc_samples: int = 1_000_000  # Monte-Carlo draws per (p, M) for the code distribution
     Ks: tuple[int, ...] = (2, 5, 8)  # numbers of candidate ops in the Proposition tables
     Ms: tuple[int, ...] = tuple(range(1, 10))  # ensemble sizes M = 1..9
     count_samples: int = 0  # Monte-Carlo draws used to count the distinct codes seen (Prop. 3)
 
 
 @dataclass(frozen=True)
-class SearchSettings:
-    """CIFAR-10 cell search (Sec. 4.1.1). ``paper`` is DARTS's search recipe, which the paper inherits.
-
-    The temperature is not given by the paper; we keep tau = 1 (a geometric schedule from
-    ``tau_start`` to ``tau_end`` is available). ``train_size``/``val_size`` of 0 use the whole
-    25,000-image halves of the CIFAR-10 training set.
+class RunSettings(Settings):
+    """What every run (search or training) has; the loop (:class:`egs.loop.EpochLoop`) reads these.
 
     ``batch_size`` is the global batch: under torchrun each of N processes trains on ``batch_size / N``
     of it. ``lr`` is the weight learning rate for that batch; ``lr_reference_batch`` > 0 scales it by
     ``batch_size / lr_reference_batch`` (linear scaling). ``micro_batch`` > 0 splits each process's
-    batch into groups of that many images (gradients accumulated, BatchNorm statistics per group):
-    with it set, a run trains the same way on any number of processes (see ``EpochLoop.backward``).
-    AMP and channels_last apply on CUDA only.
+    batch into groups of that many rows (images, or streams for language models; gradients
+    accumulated, BatchNorm statistics per group): with it set, a run trains the same way on any
+    number of processes (see ``EpochLoop.backward``). ``amp`` (mixed precision) applies on CUDA only.
     """
 
     epochs: int = 50
     batch_size: int = 64
-    C: int = 16
-    layers: int = 8
-    image_size: int = 32
-    train_size: int = 0
-    val_size: int = 0
-    M: int = 7
-    lam: float = 0.5
-    tau_start: float = 1.0
-    tau_end: float = 1.0
-    mode: str = "joint"  # "joint" (Eq. 9) or "bilevel" (first-order DARTS)
-    cost: str = "flops"  # efficiency credit: "flops", "params" or "latency"
-    credit_beta: float = 1.0
     lr: float = 0.025
-    lr_min: float = 0.001
-    momentum: float = 0.9
     weight_decay: float = 3e-4
-    arch_lr: float = 3e-4
-    arch_beta1: float = 0.5
-    arch_beta2: float = 0.999
-    arch_weight_decay: float = 1e-3
     grad_clip: float = 5.0
     lr_reference_batch: int = 0  # 0: lr as given; N: lr * batch_size / N (see egs.distributed)
     micro_batch: int = 0  # BatchNorm/accumulation group; 0: the whole per-process batch
     amp: bool = True
-    channels_last: bool = True
     seed: int = 0
     log_every: int = 50
     device: str = "auto"
 
 
 @dataclass(frozen=True)
-class TrainSettings:
+class ArchSettings(RunSettings):
+    """What conv and recurrent searches share: the sampler (M, Eq. 5's lambda, the temperature) and the
+    architecture optimiser (Adam on alpha), joint (Eq. 9) or first-order bilevel updates.
+
+    The temperature is not given by the paper; we keep tau = 1 (:meth:`temperature` is a geometric
+    schedule from ``tau_start`` in the first epoch to ``tau_end`` in the last).
+    """
+
+    M: int = 7
+    lam: float = 0.5
+    tau_start: float = 1.0
+    tau_end: float = 1.0
+    mode: str = "joint"  # "joint" (Eq. 9) or "bilevel" (first-order DARTS)
+    arch_lr: float = 3e-4
+    arch_beta1: float = 0.5
+    arch_beta2: float = 0.999
+    arch_weight_decay: float = 1e-3
+
+    def temperature(self, epoch: int) -> float:
+        """The Gumbel-softmax temperature of ``epoch`` (0-based): geometric from ``tau_start`` to ``tau_end``."""
+        if self.epochs <= 1:
+            return self.tau_start
+        return self.tau_start * (self.tau_end / self.tau_start) ** (epoch / (self.epochs - 1))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for epoch in (0, self.epochs - 1):  # the schedule's ends bound every epoch's temperature
+            check_tau(self.temperature(epoch), f"the temperature of epoch {epoch + 1} (tau_start={self.tau_start}, "
+                                               f"tau_end={self.tau_end})")
+
+
+@dataclass(frozen=True)
+class LMSettings(RunSettings):
+    """What recurrent search and language-model training share: the corpus, its streams and BPTT
+    windows, the model size and DARTS's dropouts. ``batch_size`` counts streams; ``*_tokens`` of 0
+    use the whole split. Mixed precision is off by default (``amp``)."""
+
+    corpus: str = "ptb"
+    eval_batch_size: int = 10
+    bptt: int = 35
+    emb: int = 300  # embedding = hidden size
+    train_tokens: int = 0
+    val_tokens: int = 0
+    lr: float = 20.0
+    grad_clip: float = 0.25
+    amp: bool = False
+    dropout: float = 0.75
+    dropouth: float = 0.25
+    dropoutx: float = 0.75
+    dropouti: float = 0.2
+    dropoute: float = 0.1
+
+
+@dataclass(frozen=True)
+class SearchSettings(ArchSettings):
+    """CIFAR-10 cell search (Sec. 4.1.1). ``paper`` is DARTS's search recipe, which the paper inherits.
+
+    ``train_size``/``val_size`` of 0 use the whole 25,000-image halves of the CIFAR-10 training set.
+    ``cost`` and ``credit_beta`` define the efficiency credit (:mod:`egs.credits`).
+    """
+
+    C: int = 16
+    layers: int = 8
+    image_size: int = 32
+    train_size: int = 0
+    val_size: int = 0
+    cost: str = "flops"  # efficiency credit: "flops", "params" or "latency"
+    credit_beta: float = 1.0
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    channels_last: bool = True
+
+
+@dataclass(frozen=True)
+class TrainSettings(RunSettings):
     """Training a genotype from scratch (Sec. 4.1.2-4.1.3); ``paper`` is DARTS's CIFAR-10 recipe.
 
     ``auxiliary_weight`` 0 builds no auxiliary tower; ``schedule`` is ``cosine`` (to ``lr_min``) or
-    ``poly`` (``lr * (1 - epoch / epochs) ** poly_power``). AMP and channels_last apply on CUDA only.
-    ``batch_size`` is the global batch over all torchrun processes; ``lr_reference_batch`` > 0 scales
-    ``lr`` (and ``lr_min``) by ``batch_size / lr_reference_batch``; ``micro_batch`` as in
-    :class:`SearchSettings`.
+    ``poly`` (``lr * (1 - epoch / epochs) ** poly_power``).
     """
 
     dataset: str = "cifar10"  # "cifar10" or "imagenet"
@@ -91,98 +215,50 @@ class TrainSettings:
     image_size: int = 32
     train_size: int = 0  # 0: the whole training set
     test_size: int = 0  # 0: the whole test (validation) set
-    lr: float = 0.025
     lr_min: float = 0.0
     schedule: str = "cosine"
     poly_power: float = 1.0
     momentum: float = 0.9
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.0
     auxiliary_weight: float = 0.4
     drop_path: float = 0.2  # increased linearly from 0 over the epochs, as in DARTS
     cutout: int = 16
     label_smoothing: float = 0.0
     workers: int = 4  # ImageNet data-loading processes
-    lr_reference_batch: int = 0  # 0: lr as given; N: lr * batch_size / N (see egs.distributed)
-    micro_batch: int = 0  # BatchNorm/accumulation group; 0: the whole per-process batch
-    amp: bool = True
     channels_last: bool = True
     compile: bool = False
-    seed: int = 0
-    log_every: int = 50
-    device: str = "auto"
 
 
 @dataclass(frozen=True)
-class RNNSearchSettings:
+class RNNSearchSettings(LMSettings, ArchSettings):
     """Recurrent cell search on PTB (Sec. 4.2); ``paper`` is DARTS's PTB search recipe.
 
-    ``train_tokens``/``val_tokens`` of 0 use the whole splits. DARTS's search uses fixed-length BPTT
-    windows; its activation regularisers (AR/TAR) are not used here. ``batch_size`` (streams) is the
-    global batch over all torchrun processes; ``lr_reference_batch`` as in :class:`SearchSettings`.
+    DARTS's search uses fixed-length BPTT windows; its activation regularisers (AR/TAR) are not used
+    here. The architecture optimiser is DARTS's: Adam with lr 3e-3, its default betas (0.9, 0.999).
     """
 
-    corpus: str = "ptb"
-    epochs: int = 50
     batch_size: int = 256
-    eval_batch_size: int = 10
-    bptt: int = 35
-    emb: int = 300  # embedding = hidden size
-    train_tokens: int = 0
-    val_tokens: int = 0
     M: int = 4
     lam: float = 1.0
-    tau_start: float = 1.0
-    tau_end: float = 1.0
-    mode: str = "joint"
-    lr: float = 20.0
     weight_decay: float = 5e-7
-    grad_clip: float = 0.25
     arch_lr: float = 3e-3
-    arch_weight_decay: float = 1e-3
-    lr_reference_batch: int = 0
-    dropout: float = 0.75
-    dropouth: float = 0.25
-    dropoutx: float = 0.75
-    dropouti: float = 0.2
+    arch_beta1: float = 0.9
     dropoute: float = 0.0
-    seed: int = 0
-    log_every: int = 50
-    device: str = "auto"
 
 
 @dataclass(frozen=True)
-class LMTrainSettings:
+class LMTrainSettings(LMSettings):
     """Training a recurrent cell from scratch (DARTS's PTB recipe: averaged SGD, variable BPTT).
 
     NT-ASGD: plain SGD until the validation loss has not improved on the best of all but the last
     ``nonmono`` epochs, then averaged SGD; the averaged weights are evaluated and reported.
-    ``batch_size`` (streams) is the global batch over all torchrun processes; ``lr_reference_batch``
-    as in :class:`SearchSettings`.
     """
 
-    corpus: str = "ptb"
     epochs: int = 8000  # DARTS trains PTB "until convergence" with this cap
-    batch_size: int = 64
-    eval_batch_size: int = 10
-    bptt: int = 35
     emb: int = 850
-    train_tokens: int = 0
-    val_tokens: int = 0
     test_tokens: int = 0
-    lr: float = 20.0
     weight_decay: float = 8e-7
-    grad_clip: float = 0.25
     nonmono: int = 5
-    lr_reference_batch: int = 0
-    dropout: float = 0.75
-    dropouth: float = 0.25
-    dropoutx: float = 0.75
-    dropouti: float = 0.2
-    dropoute: float = 0.1
-    seed: int = 0
     log_every: int = 200
-    device: str = "auto"
 
 
 _SETTINGS: dict[str, dict[str, Any]] = {

@@ -56,7 +56,13 @@ class Step:
     runs: Mapping[str, str] = field(default_factory=dict)  # parameter -> run directory (a resumable cache)
     tables: tuple[str, ...] = ()
     figures: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()  # more files it leaves whatever its parameters (relative to the results folder)
     experiment: str | None = None  # settings whose seed applies when the notebook's seed is None
+
+    def products(self, results: Path, tables: Path, figures: Path) -> list[Path]:
+        """Every file the notebook must leave behind in these folders (its executed copy aside)."""
+        return [*(results / rel for rel in (*self.outputs.values(), *self.files)), *(tables / t for t in self.tables),
+                *(figures / f for f in self.figures)]
 
 
 _GENOTYPE, _RNN_GENOTYPE = "genotypes/02_egs_genotype.json", "genotypes/05_rnn_genotype.json"
@@ -65,7 +71,7 @@ STEPS = (
          tables=("01_fig1_codes.csv", "01_prop2_inclusion.csv", "01_prop3_num_codes.csv", "01_num_active_ops.csv"),
          figures=_files(("fig1_gumbel_vs_ensemble", "prop2_inclusion_probability", "num_active_ops_K8"), "png", "pdf")),
     Step("02_cifar10_search", outputs={"genotype_out": _GENOTYPE}, runs={"run_dir": "runs/02_search"},
-         tables=("02_search_summary.csv",), experiment="search",
+         tables=("02_search_summary.csv",), files=("runs/02_search/summary.json",), experiment="search",
          figures=_files(("02_search_curves", "02_p_evolution"), "png", "pdf")
          + _files(("fig3a_normal_cell", "fig3b_reduction_cell"), "png", "svg")),
     Step("03_cifar10_evaluation", needs=("02_cifar10_search",),
@@ -76,11 +82,12 @@ STEPS = (
          runs={"run_root": "runs/04_imagenet"}, tables=_files(("table2_imagenet",), "md", "csv"),
          experiment="train_imagenet"),
     Step("05_ptb", outputs={"genotype_out": _RNN_GENOTYPE}, runs={"run_root": "runs/05_ptb"},
-         tables=_files(("table3_ptb",), "md", "csv"), experiment="rnn_search",
+         tables=_files(("table3_ptb",), "md", "csv"), files=("runs/05_ptb/search/summary.json",),
+         experiment="rnn_search",
          figures=_files(("05_rnn_search_curves",), "png", "pdf") + _files(("fig3c_recurrent_cell",), "png", "svg")),
     Step("06_wikitext2_transfer", needs=("05_ptb",), inputs={"genotype": _RNN_GENOTYPE},
          runs={"run_root": "runs/06_wikitext2"}, tables=_files(("table4_wikitext2",), "md", "csv"),
-         experiment="lm_train_wikitext2"),
+         files=("runs/06_wikitext2/egs/summary.json",), experiment="lm_train_wikitext2"),
     Step("07_ablation_M", runs={"run_root": "runs/07_ablation_M"}, tables=_files(("table5_ablation_M",), "md", "csv"),
          figures=_files(("table5_ablation_M",), "png", "pdf"), experiment="ablation_search"),
 )
@@ -214,8 +221,8 @@ class _Plan:
 
     def products(self) -> list[Path]:
         """Every file the notebook must leave behind (the executed copy included)."""
-        return [self.executed, *(self.layout.results / rel for rel in self.step.outputs.values()),
-                *(self.layout.tables / t for t in self.step.tables), *(self.layout.figures / f for f in self.step.figures)]
+        layout = self.layout
+        return [self.executed, *self.step.products(layout.results, layout.tables, layout.figures)]
 
     def fingerprint(self) -> dict[str, Any]:
         return {"params": self.params, "source": _sha256(self.source),
@@ -265,6 +272,84 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes}m {secs:02d}s" if minutes else f"{seconds:.1f}s"
 
 
+class _Run:
+    """One reproduction: the plans of the selected notebooks, what became of each, and the state file."""
+
+    def __init__(self, profile: str, layout: _Layout, plans: dict[str, _Plan], jobs: int, force: bool,
+                 echo: Callable[[str], None]) -> None:
+        self.profile, self.layout, self.plans, self.jobs, self.force, self.echo = profile, layout, plans, jobs, force, echo
+        self.state = json.loads(layout.state.read_text()) if layout.state.is_file() else {}
+        self.records = self.state.setdefault("notebooks", {})
+        self.state["profile"] = profile
+        self.outcomes: dict[str, Outcome] = {}
+        self.running: dict[Any, str] = {}
+
+    def ready(self, name: str) -> bool:
+        """Not yet run or running, every selected notebook it needs settled, and a free job slot."""
+        waiting = [d for d in STEP[name].needs if d in self.plans and d not in self.outcomes]
+        return (name not in self.outcomes and name not in self.running.values() and not waiting
+                and len(self.running) < self.jobs)
+
+    def settle(self, name: str, status: str, reason: str = "", wall: float | None = None) -> None:
+        plan = self.plans[name]
+        self.outcomes[name] = Outcome(name, status, reason, wall, plan.seed(), str(plan.executed))
+        self.echo(f"reproduce: {name} {status}" + (f" in {_duration(wall)}" if wall is not None else "")
+                  + (f": {reason}" if reason else ""))
+
+    def blocker(self, name: str) -> str | None:
+        """Why ``name`` cannot run (a needed notebook failed or an input file is missing), or None."""
+        needs = [d for d in STEP[name].needs if d in self.plans]
+        bad = [d for d in needs if self.outcomes[d].status not in OK]
+        if bad:
+            return f"it needs {bad[0]}, which {self.outcomes[bad[0]].status}"
+        missing = self.plans[name].missing_inputs()
+        if missing:
+            need = STEP[name].needs[0]
+            return (f"missing input {missing[0]}; run {need} first "
+                    f"(python -m egs reproduce --profile {self.profile} --only {need})")
+        return None
+
+    def launch(self, name: str, pool: ThreadPoolExecutor) -> None:
+        """Skip ``name`` (blocked, or complete and unchanged) or submit its papermill run to ``pool``."""
+        plan = self.plans[name]
+        reason = self.blocker(name)
+        if reason:
+            return self.settle(name, "skipped", reason)
+        record, fingerprint = self.records.get(name, {}), plan.fingerprint()
+        if (not self.force and record.get("status") == "ok" and record.get("fingerprint") == fingerprint
+                and all(p.exists() for p in plan.products())):
+            self.outcomes[name] = Outcome(name, "complete", "up to date (parameters, source and inputs unchanged; "
+                                          "--force runs it again)", record.get("wall_s"), plan.seed(), str(plan.executed))
+            return self.echo(f"reproduce: {name} complete, skipped (--force runs it again)")
+        self.echo(f"reproduce: {name} started (profile {self.profile})")
+        self.running[pool.submit(plan.execute, self.jobs)] = name
+        self.records[name] = {"status": "running", "fingerprint": fingerprint}
+
+    def finish(self, name: str, code: int, wall: float) -> None:
+        """Record a finished papermill run: done only if it exited 0 and left every product."""
+        plan = self.plans[name]
+        absent = [str(p) for p in plan.products() if not p.exists()]
+        if code == 0 and not absent:
+            self.settle(name, "done", wall=wall)
+        else:
+            self.settle(name, "failed", plan.failure(code) if code else f"it did not write {', '.join(absent)}", wall)
+        self.records[name] |= {"status": "ok" if self.outcomes[name].status == "done" else "failed", "wall_s": wall,
+                               "seed": plan.seed(), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+                               "reason": self.outcomes[name].reason}
+        write_json(self.layout.state, self.state)
+
+    def execute(self) -> None:
+        """Run every plan, ``jobs`` at a time, each as soon as what it needs has settled."""
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            while len(self.outcomes) < len(self.plans):
+                for name in self.plans:
+                    if self.ready(name):
+                        self.launch(name, pool)
+                if self.running:
+                    for future in wait(self.running, return_when=FIRST_COMPLETED).done:
+                        self.finish(self.running.pop(future), *future.result())
+
+
 def reproduce(profile: str = "cpu", only: Iterable[str] | None = None, jobs: int = 1, force: bool = False,
               results: str | os.PathLike | None = None, figures: str | os.PathLike | None = None,
               notebooks: str | os.PathLike | None = None, extra: Mapping[str, Mapping[str, Any]] | None = None,
@@ -283,67 +368,18 @@ def reproduce(profile: str = "cpu", only: Iterable[str] | None = None, jobs: int
     for name, params in (extra or {}).items():
         given.setdefault(resolve_names([name])[0], {}).update(params)
     selected = resolve_names(only) if only else [s.name for s in STEPS]
-    plans = {name: _Plan(STEP[name], layout, given.get(name, {})) for name in selected}
-    state = json.loads(layout.state.read_text()) if layout.state.is_file() else {}
-    records = state.setdefault("notebooks", {})
-    state["profile"] = profile
-    outcomes: dict[str, Outcome] = {}
-    running: dict[Any, str] = {}
-
-    def settle(name: str, status: str, reason: str = "", wall: float | None = None) -> None:
-        plan = plans[name]
-        outcomes[name] = Outcome(name, status, reason, wall, plan.seed(), str(plan.executed))
-        echo(f"reproduce: {name} {status}" + (f" in {_duration(wall)}" if wall is not None else "")
-             + (f": {reason}" if reason else ""))
-
-    def launch(name: str, pool: ThreadPoolExecutor) -> None:
-        plan, needs = plans[name], [d for d in STEP[name].needs if d in plans]
-        bad = [d for d in needs if outcomes[d].status not in OK]
-        if bad:
-            return settle(name, "skipped", f"it needs {bad[0]}, which {outcomes[bad[0]].status}")
-        missing = plan.missing_inputs()
-        if missing:
-            return settle(name, "skipped", f"missing input {missing[0]}; run {STEP[name].needs[0]} first "
-                                           f"(python -m egs reproduce --profile {profile} --only {STEP[name].needs[0]})")
-        record, fingerprint = records.get(name, {}), plan.fingerprint()
-        if (not force and record.get("status") == "ok" and record.get("fingerprint") == fingerprint
-                and all(p.exists() for p in plan.products())):
-            outcomes[name] = Outcome(name, "complete", "up to date (parameters, source and inputs unchanged; "
-                                     "--force runs it again)", record.get("wall_s"), plan.seed(), str(plan.executed))
-            return echo(f"reproduce: {name} complete, skipped (--force runs it again)")
-        echo(f"reproduce: {name} started (profile {profile})")
-        running[pool.submit(plan.execute, jobs)] = name
-        records[name] = {"status": "running", "fingerprint": fingerprint}
-
-    def finish(name: str, code: int, wall: float) -> None:
-        plan = plans[name]
-        absent = [str(p) for p in plan.products() if not p.exists()]
-        if code == 0 and not absent:
-            settle(name, "done", wall=wall)
-        else:
-            settle(name, "failed", plan.failure(code) if code else f"it did not write {', '.join(absent)}", wall)
-        records[name] |= {"status": "ok" if outcomes[name].status == "done" else "failed", "wall_s": wall,
-                          "seed": plan.seed(), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-                          "reason": outcomes[name].reason}
-        write_json(layout.state, state)
-
+    run = _Run(profile, layout, {name: _Plan(STEP[name], layout, given.get(name, {})) for name in selected},
+               jobs, force, echo)
     start = time.perf_counter()
     try:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            while len(outcomes) < len(plans):
-                for name in plans:
-                    waiting = [d for d in STEP[name].needs if d in plans and d not in outcomes]
-                    if name not in outcomes and name not in running.values() and not waiting and len(running) < jobs:
-                        launch(name, pool)
-                if running:
-                    for future in wait(running, return_when=FIRST_COMPLETED).done:
-                        finish(running.pop(future), *future.result())
+        run.execute()
     finally:
-        write_json(layout.state, state)
-        summary = write_summary(layout, outcomes, records)
-    echo(f"reproduce: {sum(o.status in OK for o in outcomes.values())}/{len(outcomes)} notebooks ok in "
-         f"{_duration(time.perf_counter() - start)}; summary in {summary}")
-    return Report(profile, layout.results, summary, outcomes)
+        write_json(layout.state, run.state)
+        summary = write_summary(layout, run.outcomes, run.records)
+    ok = sum(o.status in OK for o in run.outcomes.values())
+    echo(f"reproduce: {ok}/{len(run.outcomes)} notebooks ok in {_duration(time.perf_counter() - start)}; "
+         f"summary in {summary}")
+    return Report(profile, layout.results, summary, run.outcomes)
 
 
 def write_summary(layout: _Layout, outcomes: Mapping[str, Outcome], records: Mapping[str, Any]) -> Path:

@@ -34,7 +34,6 @@ input (dropouti) and output (dropout), and a decoder tied to the embedding (DART
 """
 from __future__ import annotations
 
-from numbers import Integral, Real
 from typing import Mapping, Sequence
 
 import torch
@@ -44,9 +43,11 @@ import torch.nn.functional as F
 from egs.errors import EGSError
 from egs.genotype import CellGenotype, Edge, Genotype
 from egs.ops import RNN_OPS, ZERO, rnn_activation
-from egs.sampler import _check_M, _check_tau, derivation_codes, ensemble_gumbel_softmax, most_probable_code
+from egs.checks import check_int, check_lam, check_M, check_rate, check_tau
+from egs.sampler import derivation_codes, ensemble_gumbel_softmax, most_probable_code
 
 N_NODES = 9          # node 0 + 8 intermediate nodes (the paper's n = 12 adds x_t, h_{t-1}, h_t)
+_DROPOUT_FIX = "DARTS PTB: dropout 0.75, dropouth 0.25, dropoutx 0.75, dropouti 0.2, dropoute 0.1"
 INITRANGE = 0.04     # DARTS's uniform initialisation range for W0, W_j and the embedding
 OP_INDEX = {name: k for k, name in enumerate(RNN_OPS)}
 Plan = list[tuple[list[int], list[tuple[str, torch.Tensor | None, torch.Tensor | None]]]]
@@ -55,19 +56,6 @@ Plan = list[tuple[list[int], list[tuple[str, torch.Tensor | None, torch.Tensor |
 def rnn_edges(n_nodes: int = N_NODES) -> list[Edge]:
     """All edges (i, j), 0 <= i < j, j = 1..n_nodes-1, by target then source (DARTS's row order)."""
     return [(i, j) for j in range(1, n_nodes) for i in range(j)]
-
-
-def _count(value: object, what: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise EGSError(f"{what}={value!r} must be an integer >= {minimum}.")
-    return int(value)
-
-
-def _rate(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= value < 1.0:
-        raise EGSError(f"{what}={value!r} must be a dropout rate in [0, 1) (DARTS PTB: dropout 0.75, "
-                       "dropouth 0.25, dropoutx 0.75, dropouti 0.2, dropoute 0.1).")
-    return float(value)
 
 
 def _mask(like: torch.Tensor, shape: tuple[int, ...], p: float) -> torch.Tensor:
@@ -98,9 +86,10 @@ class RNNCell(nn.Module):
                  concat: Sequence[int], n_nodes: int = N_NODES, batch_norm: bool = False,
                  dropouth: float = 0.25, dropoutx: float = 0.75) -> None:
         super().__init__()
-        self.ninp, self.nhid = _count(ninp, "ninp"), _count(nhid, "nhid")
-        self.n_nodes = _count(n_nodes, "n_nodes", 2)
-        self.dropouth, self.dropoutx = _rate(dropouth, "dropouth"), _rate(dropoutx, "dropoutx")
+        self.ninp, self.nhid = check_int(ninp, "ninp"), check_int(nhid, "nhid")
+        self.n_nodes = check_int(n_nodes, "n_nodes", 2)
+        self.dropouth = check_rate(dropouth, "dropouth", _DROPOUT_FIX)
+        self.dropoutx = check_rate(dropoutx, "dropoutx", _DROPOUT_FIX)
         self.concat = tuple(concat)
         self.edges = rnn_edges(n_nodes)
         self.edge_ops = [tuple(op for op in RNN_OPS if op != ZERO and op in edge_ops.get(e, ()))
@@ -214,14 +203,15 @@ class RNNModel(nn.Module):
                  dropouti: float = 0.2, dropoute: float = 0.1, batch_norm: bool | None = None,
                  n_nodes: int = N_NODES) -> None:
         super().__init__()
-        self.ntoken, self.ninp, self.nhid = _count(ntoken, "ntoken"), _count(ninp, "ninp"), _count(nhid, "nhid")
+        self.ntoken, self.ninp, self.nhid = (check_int(v, name) for v, name in ((ntoken, "ntoken"), (ninp, "ninp"),
+                                                                                (nhid, "nhid")))
         if ninp != nhid:
             raise EGSError(f"ninp={ninp} != nhid={nhid}: the decoder is tied to the embedding, so the "
                            "embedding and hidden sizes must be equal (DARTS PTB: 850, WT2: 700).")
-        self.dropout, self.dropouti = _rate(dropout, "dropout"), _rate(dropouti, "dropouti")
-        self.dropoute = _rate(dropoute, "dropoute")
+        self.dropout, self.dropouti, self.dropoute = (check_rate(v, name, _DROPOUT_FIX) for v, name in (
+            (dropout, "dropout"), (dropouti, "dropouti"), (dropoute, "dropoute")))
         if genotype is None:
-            n_nodes = _count(n_nodes, "n_nodes", 2)
+            n_nodes = check_int(n_nodes, "n_nodes", 2)
             edge_ops: Mapping[Edge, Sequence[str]] = {e: RNN_OPS for e in rnn_edges(n_nodes)}
             concat: Sequence[int] = range(1, n_nodes)
         elif isinstance(genotype, Genotype) and genotype.space == "rnn":
@@ -241,7 +231,7 @@ class RNNModel(nn.Module):
 
     def init_hidden(self, batch_size: int) -> torch.Tensor:
         """Zero initial hidden state (1, batch_size, nhid)."""
-        return self.cell.W0.new_zeros(1, _count(batch_size, "batch_size"), self.nhid)
+        return self.cell.W0.new_zeros(1, check_int(batch_size, "batch_size"), self.nhid)
 
     def _check(self, inputs: torch.Tensor, hidden: torch.Tensor) -> None:
         if not isinstance(inputs, torch.Tensor) or inputs.dim() != 2 or inputs.dtype != torch.long:
@@ -299,10 +289,7 @@ class RNNSupernet(nn.Module):
                  dropout: float = 0.75, dropouth: float = 0.25, dropoutx: float = 0.75,
                  dropouti: float = 0.2, dropoute: float = 0.0, batch_norm: bool = True) -> None:
         super().__init__()
-        if isinstance(lam, bool) or not isinstance(lam, Real) or not 0.0 <= lam <= 1.0:
-            raise EGSError(f"lambda={lam!r} must lie in [0, 1] (1, the recurrent default, disables the "
-                           "resource credit).")
-        self.M, self.tau, self.lam = _check_M(M), _check_tau(tau), float(lam)
+        self.M, self.tau, self.lam = check_M(M), check_tau(tau), check_lam(lam, "lambda")
         self.net = RNNModel(ntoken, ninp, nhid, None, dropout=dropout, dropouth=dropouth, dropoutx=dropoutx,
                             dropouti=dropouti, dropoute=dropoute, batch_norm=batch_norm, n_nodes=n_nodes)
         self.n_nodes = self.net.cell.n_nodes

@@ -22,28 +22,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Sequence
 
 import torch
 
+from egs.checks import check_M, check_tau
 from egs.errors import EGSError
 
 MAX_EXACT_K = 16  # 2^16 codes; plenty for the paper's K = 8 (conv) and K = 5 (recurrent)
-
-
-def _check_M(M: object) -> int:
-    if isinstance(M, bool) or not isinstance(M, Integral) or M < 1:
-        raise EGSError(f"M={M!r} is not a valid ensemble size: M must be an integer >= 1 "
-                       "(the number of Gumbel-softmax draws per edge; the paper uses M=7 for CIFAR-10).")
-    return int(M)
-
-
-def _check_tau(tau: object) -> float:
-    if isinstance(tau, bool) or not isinstance(tau, Real) or not math.isfinite(tau) or tau <= 0:
-        raise EGSError(f"tau={tau!r} is not a valid temperature: tau must be a finite number > 0 "
-                       "(e.g. tau=1.0).")
-    return float(tau)
 
 
 def _check_logits(logits: object) -> torch.Tensor:
@@ -87,7 +74,7 @@ def ensemble_gumbel_softmax(logits: torch.Tensor, M: int, tau: float = 1.0, hard
         A tensor shaped like ``logits``. With ``M = 1`` and ``hard=True`` this is the ordinary
         straight-through Gumbel-softmax; its code is distributed as categorical(softmax(logits)).
     """
-    M, tau, logits = _check_M(M), _check_tau(tau), _check_logits(logits)
+    M, tau, logits = check_M(M), check_tau(tau), _check_logits(logits)
     perturbed = logits.unsqueeze(0) + sample_gumbel((M, *logits.shape), like=logits, generator=generator)
     soft = torch.softmax(perturbed / tau, dim=-1).amax(dim=0)
     if not hard:
@@ -180,7 +167,7 @@ def code_distribution(p: object, M: int) -> CodeDistribution:
     with probability ``M! [x^M] prod_{k in S} (e^{p_k x} - 1)``. Codes are built one op at a time,
     each step a truncated polynomial product, vectorised over all codes and edges.
     """
-    M = _check_M(M)
+    M = check_M(M)
     p = _as_prob(p)
     K = p.shape[-1]
     lead = p.shape[:-1]
@@ -217,13 +204,13 @@ def derivation_codes(supernet, method: str = "most_probable", generator: torch.G
 
 def inclusion_probability(p: object, M: int) -> torch.Tensor:
     """Closed form of P(code_k = 1) = 1 - (1 - p_k)^M: op k is hit by at least one of M draws."""
-    M, p = _check_M(M), _as_prob(p)
+    M, p = check_M(M), _as_prob(p)
     return 1.0 - (1.0 - p) ** M
 
 
 def num_possible_codes(K: int, M: int) -> int:
     """Number of distinct codes with non-zero probability when every p_k > 0: sum_{j=1}^{min(K,M)} C(K, j)."""
-    M = _check_M(M)
+    M = check_M(M)
     return sum(math.comb(K, j) for j in range(1, min(K, M) + 1))
 
 

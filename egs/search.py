@@ -23,38 +23,20 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from egs import distributed
+from egs.archsearch import ArchitectureSearch, mean_active_ops
 from egs.cifar import TensorBatches, load_cifar10, search_split, subset
 from egs.cnn import Network, count_parameters
 from egs.errors import EGSError
-from egs.files import write_json
-from egs.genotype import Genotype, save_genotype
-from egs.loop import EpochLoop, GeneratorState, MixedPrecision, SampledArchitecture, batch_statistics
+from egs.genotype import Genotype
+from egs.loop import batch_statistics
 from egs.profiles import SearchSettings
 from egs.runlog import load_checkpoint
 from egs.supernet import Supernet
 
-MODES = ("joint", "bilevel")
 EVAL_SIZE = {"C": 36, "layers": 20}  # the paper's CIFAR-10 evaluation network (DARTS)
-
-
-def temperature(cfg: SearchSettings, epoch: int) -> float:
-    """Geometric schedule from ``tau_start`` (first epoch) to ``tau_end`` (last epoch)."""
-    if cfg.epochs <= 1:
-        return cfg.tau_start
-    return cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** (epoch / (cfg.epochs - 1))
-
-
-def check_settings(cfg: SearchSettings) -> None:
-    if cfg.mode not in MODES:
-        raise EGSError(f"mode={cfg.mode!r} is unknown; use 'joint' (the paper's Eq. 9) or 'bilevel'.")
-    if cfg.epochs < 1 or cfg.batch_size < 1:
-        raise EGSError(f"epochs={cfg.epochs} and batch_size={cfg.batch_size} must be >= 1.")
-    if cfg.tau_start <= 0 or cfg.tau_end <= 0:
-        raise EGSError(f"tau_start={cfg.tau_start} and tau_end={cfg.tau_end} must be > 0.")
 
 
 def build_data(cfg: SearchSettings, device: torch.device, root=None,
@@ -99,32 +81,26 @@ def evaluate(model: Supernet, batches: TensorBatches, codes: dict[str, torch.Ten
     return loss_sum / n, correct / n
 
 
-class Search(SampledArchitecture, EpochLoop):
-    """One search run in a run directory; :meth:`run` trains, checkpoints and derives."""
+class Search(ArchitectureSearch):
+    """One CIFAR-10 search run in a run directory; :meth:`run` trains, checkpoints and derives."""
 
-    label = "search"
+    label, settings_type, experiment = "search", SearchSettings, "search"
+    cfg: SearchSettings
+    model: Supernet
 
     def __init__(self, cfg: SearchSettings, run_dir: str | Path, resume: bool = False,
                  data_root=None, progress: bool = True) -> None:
-        check_settings(cfg)
         super().__init__(cfg, run_dir, resume, progress)
         ctx = self.dist
         self.train, self.val, self.arch = build_data(cfg, self.device, data_root, (ctx.rank, ctx.world))
-        self.model = m = build_model(cfg, self.device)
+        m = build_model(cfg, self.device)
         if self.device.type == "cuda" and cfg.channels_last:
             m.to(memory_format=torch.channels_last)
-        self.forward = distributed.wrap(m, ctx, self.device, sparse=True)  # DDP: codes switch ops off
-        self.precision = MixedPrecision(self.device, cfg.amp)
         lr, lr_min = (distributed.scaled_lr(v, cfg.batch_size, cfg.lr_reference_batch) for v in (cfg.lr, cfg.lr_min))
-        self.w_opt = torch.optim.SGD(m.weight_parameters(), lr, momentum=cfg.momentum,
-                                     weight_decay=cfg.weight_decay)
-        self.a_opt = torch.optim.Adam(m.arch_parameters(), cfg.arch_lr, betas=(cfg.arch_beta1, cfg.arch_beta2),
-                                      weight_decay=cfg.arch_weight_decay)
-        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, cfg.epochs, eta_min=lr_min)
-        self.gen = torch.Generator(self.device).manual_seed(cfg.seed)
-        self.stateful = {"model": m, "w_opt": self.w_opt, "a_opt": self.a_opt, "sched": self.sched,
-                         "gen": GeneratorState(self.gen), "scaler": self.precision.scaler}
-        self.start()
+        w_opt = torch.optim.SGD(m.weight_parameters(), lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, cfg.epochs, eta_min=lr_min)
+        forward = distributed.wrap(m, ctx, self.device, sparse=True)  # DDP: codes switch ops off
+        self.start_search(m, w_opt, {"sched": self.sched}, forward)
 
     def steps_per_epoch(self) -> int:
         return len(self.train)
@@ -132,44 +108,25 @@ class Search(SampledArchitecture, EpochLoop):
     def batches(self, epoch: int, start_step: int) -> Iterator[Any]:
         return self.train.batches(epoch, start_step)
 
-    def begin_epoch(self) -> None:
-        self.model.tau = temperature(self.cfg, self.epoch)
+    def arch_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return next(self.arch.batches(0, self.step % len(self.arch)))
 
-    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
-        (x, y), cfg, m = batch, self.cfg, self.model
-        scaler = self.precision.scaler
-        if cfg.mode == "bilevel":  # first-order DARTS: alpha on a search-val batch first
-            xv, yv = next(self.arch.batches(0, self.step % len(self.arch)))
-            codes = self.sample()
-            self.a_opt.zero_grad(set_to_none=True)
-            self.backward(xv, yv, lambda xi, yi: self._loss(xi, yi, codes))
-            scaler.step(self.a_opt)
-            scaler.update()
-        codes = self.sample()
-        self.w_opt.zero_grad(set_to_none=True)
-        self.a_opt.zero_grad(set_to_none=True)
-        value, logits = self.backward(x, y, lambda xi, yi: self._loss(xi, yi, codes))
-        scaler.unscale_(self.w_opt)
-        nn.utils.clip_grad_norm_(m.weight_parameters(), cfg.grad_clip)
-        scaler.step(self.w_opt)
-        if cfg.mode == "joint":  # Eq. 9: alpha from the same backward pass as w
-            scaler.step(self.a_opt)
-        scaler.update()
-        active = sum(float(c.detach()[:, 1:].sum()) for c in codes.values()) / sum(len(c) for c in codes.values())
-        correct, n = int((logits.argmax(1) == y).sum()), len(y)
-        return {"loss": value * n, "correct": correct, "n": n, "active": active, "steps": 1,
-                "log": {"loss": value, "acc": correct / n, "active_ops": active}}
-
-    def _loss(self, x: torch.Tensor, y: torch.Tensor, codes: dict[str, torch.Tensor]):
+    def loss(self, codes: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
         logits = self.forward(x, codes=codes)
         return F.cross_entropy(logits, y), logits
+
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
+        value, logits, codes = self.search_step(batch)
+        active = mean_active_ops(codes)
+        correct, n = int((logits.argmax(1) == batch[1]).sum()), len(batch[1])
+        return {"loss": value * n, "correct": correct, "n": n, "active": active, "steps": 1,
+                "log": {"loss": value, "acc": correct / n, "active_ops": active}}
 
     def end_epoch(self) -> dict[str, Any]:
         m, s = self.model, self.sums
         genotype = m.derive("most_probable")
         val_loss, val_acc = evaluate(m, self.val, m.most_probable_codes(), self.dist)
-        if self.dist.main:
-            save_genotype(genotype, self.dir / "genotypes" / f"epoch_{self.epoch + 1:03d}.json")
+        self.save_epoch_genotype(genotype)
         record = {"train_loss": s["loss"] / s["n"], "train_acc": s["correct"] / s["n"], "val_loss": val_loss,
                   "val_acc": val_acc, "tau": m.tau, "lr": self.sched.get_last_lr()[0],
                   "sampled_active_ops": s["active"] / s["steps"],
@@ -183,18 +140,14 @@ class Search(SampledArchitecture, EpochLoop):
         """Derive the final genotype, count its parameters, and write ``summary.json``."""
         genotype = self.model.derive("most_probable")
         epochs = [r for r in self.log.read() if r["type"] == "epoch"]
-        summary = self.cost() | {
+        return self.write_results(genotype, self.cost() | {
             "genotype": str(self.dir / "genotype.json"),
             "final_val_acc": epochs[-1]["val_acc"] if epochs else math.nan,
             "params_supernet": count_parameters(self.model.net),
             "params_derived_search_size": count_parameters(Network(self.cfg.C, 10, self.cfg.layers, genotype)),
             "params_derived_eval_size": count_parameters(Network(EVAL_SIZE["C"], 10, EVAL_SIZE["layers"], genotype)),
             "derived_ops": {k: c.num_active_ops() for k, c in genotype.cells().items()},
-        }
-        if self.dist.main:
-            save_genotype(genotype, self.dir / "genotype.json")
-            write_json(self.dir / "summary.json", summary)
-        return summary
+        })
 
 
 def search(cfg: SearchSettings, run_dir: str | Path, resume: bool = False, data_root=None,

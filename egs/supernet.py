@@ -15,7 +15,8 @@ from egs.credits import credit_from_cost, edge_costs
 from egs.errors import EGSError
 from egs.genotype import Genotype
 from egs.ops import CONV_OPS, ZERO
-from egs.sampler import _check_M, _check_tau, derivation_codes, ensemble_gumbel_softmax, most_probable_code
+from egs.checks import check_lam, check_M, check_tau
+from egs.sampler import derivation_codes, ensemble_gumbel_softmax, most_probable_code
 
 CELL_TYPES = ("normal", "reduce")
 
@@ -35,9 +36,7 @@ class Supernet(nn.Module):
                  tau: float = 1.0, cost: str = "flops", credit_beta: float = 1.0,
                  image_size: int = 32, n_nodes: int = N_NODES) -> None:
         super().__init__()
-        if not 0.0 <= lam <= 1.0:
-            raise EGSError(f"lambda={lam!r} must lie in [0, 1] (paper: 0.5; 1 disables the resource credit).")
-        self.M, self.tau, self.lam, self.n_nodes = _check_M(M), _check_tau(tau), float(lam), n_nodes
+        self.M, self.tau, self.lam, self.n_nodes = check_M(M), check_tau(tau), check_lam(lam, "lambda"), n_nodes
         self.net = Network(C, num_classes, layers, genotype=None, n_nodes=n_nodes)
         E, K = len(cell_edges(n_nodes)), len(CONV_OPS)
         self.alpha_normal = nn.Parameter(1e-3 * torch.randn(E, K))

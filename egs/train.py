@@ -11,7 +11,6 @@ Runs use the same directory layout, checkpoints and exact resume as search (:mod
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -24,22 +23,8 @@ from egs.cnn import count_parameters
 from egs.errors import EGSError
 from egs.files import write_json
 from egs.genotype import Genotype, save_genotype
-from egs.loop import EpochLoop, MixedPrecision
+from egs.loop import EpochLoop
 from egs.profiles import TrainSettings
-
-DATASETS = ("cifar10", "imagenet")
-SCHEDULES = ("cosine", "poly")
-
-
-def check_settings(cfg: TrainSettings) -> None:
-    if cfg.dataset not in DATASETS:
-        raise EGSError(f"dataset={cfg.dataset!r} is unknown; use 'cifar10' or 'imagenet'.")
-    if cfg.schedule not in SCHEDULES:
-        raise EGSError(f"schedule={cfg.schedule!r} is unknown; use 'cosine' or 'poly'.")
-    if cfg.epochs < 1 or cfg.batch_size < 1:
-        raise EGSError(f"epochs={cfg.epochs} and batch_size={cfg.batch_size} must be >= 1.")
-    if not 0 <= cfg.drop_path < 1:
-        raise EGSError(f"drop_path={cfg.drop_path} must lie in [0, 1).")
 
 
 def build_network(genotype: Genotype, cfg: TrainSettings, num_classes: int) -> nn.Module:
@@ -102,41 +87,34 @@ def _logits(out: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
 class Trainer(EpochLoop):
     """Train ``genotype`` from scratch in a run directory (resumable), then report test error."""
 
-    label = "train"
+    label, settings_type, experiment = "train", TrainSettings, "train_cifar"
+    cfg: TrainSettings
 
     def __init__(self, cfg: TrainSettings, genotype: Genotype, run_dir: str | Path, resume: bool = False,
                  data_root=None, progress: bool = True) -> None:
-        check_settings(cfg)
         self.genotype = genotype
-        super().__init__(cfg, run_dir, resume, progress)
+        super().__init__(cfg, run_dir, resume, progress, record={"genotype": genotype.to_dict()})
         self.train, self.test = build_data(cfg, self.device, data_root, (self.dist.rank, self.dist.world))
         classes = getattr(self.train, "num_classes", 10)
         torch.manual_seed(cfg.seed)
-        self.model = build_network(genotype, cfg, classes).to(self.device)
+        model = build_network(genotype, cfg, classes).to(self.device)
         if self.device.type == "cuda" and cfg.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            model = model.to(memory_format=torch.channels_last)
         # Training runs through DDP (several processes); evaluation on the plain module, since each
         # rank evaluates its own share of the test batches.
-        ddp = distributed.wrap(self.model, self.dist, self.device)
-        self.forward = torch.compile(ddp) if cfg.compile else ddp
-        self.eval_forward = self.forward if ddp is self.model else \
-            (torch.compile(self.model) if cfg.compile else self.model)
-        self.precision = MixedPrecision(self.device, cfg.amp)
-        self.scaler = self.precision.scaler
+        ddp = distributed.wrap(model, self.dist, self.device)
+        forward = torch.compile(ddp) if cfg.compile else ddp
+        self.eval_forward = forward if ddp is model else (torch.compile(model) if cfg.compile else model)
         lr, lr_min = (distributed.scaled_lr(v, cfg.batch_size, cfg.lr_reference_batch) for v in (cfg.lr, cfg.lr_min))
-        self.opt = torch.optim.SGD(self.model.parameters(), lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        self.opt = torch.optim.SGD(model.parameters(), lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         if cfg.schedule == "cosine":
             self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, cfg.epochs, eta_min=lr_min)
         else:
             self.sched = torch.optim.lr_scheduler.LambdaLR(
                 self.opt, lambda e: max(0.0, 1 - e / cfg.epochs) ** cfg.poly_power)
-        self.stateful = {"model": self.model, "opt": self.opt, "sched": self.sched, "scaler": self.scaler}
-        self.start()
+        self.start(model, {"opt": self.opt, "sched": self.sched}, forward)
         if self.dist.main:
             save_genotype(genotype, self.dir / "genotype.json")
-
-    def config_record(self) -> dict[str, Any]:
-        return {**asdict(self.cfg), "genotype": self.genotype.to_dict()}
 
     def steps_per_epoch(self) -> int:
         return len(self.train)
@@ -158,11 +136,8 @@ class Trainer(EpochLoop):
         x, y = batch
         self.model.train()
         self.opt.zero_grad(set_to_none=True)
-        value, logits = self.backward(x, y, self._loss)
-        self.scaler.unscale_(self.opt)
-        nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.scaler.step(self.opt)
-        self.scaler.update()
+        value, logits = self.backward((x, y), self._loss)
+        self.update([self.opt], clip=self.model.parameters())
         correct, n = int((logits.argmax(1) == y).sum()), len(y)
         return {"loss": value * n, "correct": correct, "n": n, "log": {"loss": value, "acc": correct / n}}
 

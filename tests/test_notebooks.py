@@ -8,56 +8,20 @@ from pathlib import Path
 
 import pytest
 
+from egs.reproduce import STEPS
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
-# What each notebook must write: figures into the figures folder, tables into results/tables, and
-# files (paths relative to the results folder) that other notebooks read or that hold its runs.
-EXPECTED = {
-    "01_sampling_distribution": {
-        "figures": ["fig1_gumbel_vs_ensemble.png", "fig1_gumbel_vs_ensemble.pdf",
-                    "prop2_inclusion_probability.png", "num_active_ops_K8.png"],
-        "tables": ["01_fig1_codes.csv", "01_prop2_inclusion.csv", "01_prop3_num_codes.csv",
-                   "01_num_active_ops.csv"],
-    },
-    "02_cifar10_search": {
-        "figures": ["02_search_curves.png", "02_p_evolution.png", "fig3a_normal_cell.png",
-                    "fig3a_normal_cell.svg", "fig3b_reduction_cell.png"],
-        "tables": ["02_search_summary.csv"],
-        "files": ["genotypes/02_egs_genotype.json", "runs/02_search/summary.json"],
-    },
-    "03_cifar10_evaluation": {
-        "figures": ["03_eval_curves.png"],
-        "tables": ["table1_cifar10.md", "table1_cifar10.csv"],
-        "files": ["runs/03_eval/egs/seed0/summary.json"],
-        "contains": {"table1_cifar10.md": "| measured (smoke) | EGS (ours) + cutout |"},
-    },
-    "04_imagenet_transfer": {
-        "figures": [],
-        "tables": ["table2_imagenet.md", "table2_imagenet.csv"],
-        "files": ["runs/04_imagenet/egs/summary.json"],
-        "contains": {"table2_imagenet.md": "trained at this profile"},
-    },
-    "05_ptb": {
-        "figures": ["05_rnn_search_curves.png", "fig3c_recurrent_cell.png", "fig3c_recurrent_cell.svg"],
-        "tables": ["table3_ptb.md", "table3_ptb.csv"],
-        "files": ["genotypes/05_rnn_genotype.json", "runs/05_ptb/search/summary.json"],
-    },
-    "06_wikitext2_transfer": {
-        "figures": [],
-        "tables": ["table4_wikitext2.md", "table4_wikitext2.csv"],
-        "files": ["runs/06_wikitext2/egs/summary.json"],
-    },
-    "07_ablation_M": {
-        "figures": ["table5_ablation_M.png", "table5_ablation_M.pdf"],
-        "tables": ["table5_ablation_M.md", "table5_ablation_M.csv"],
-        "files": [f"runs/07_ablation_M/M{m}/train/summary.json" for m in range(1, 10)],
-    },
+# What each notebook writes is declared once, in egs.reproduce.STEPS; these are checks of content.
+CONTAINS = {
+    "03_cifar10_evaluation": {"table1_cifar10.md": "| measured (smoke) | EGS (ours) + cutout |"},
+    "04_imagenet_transfer": {"table2_imagenet.md": "trained at this profile"},
 }
 
 
-def test_every_notebook_is_covered():
-    assert {nb.stem for nb in NOTEBOOKS} == set(EXPECTED)
+def test_every_notebook_is_declared():
+    assert [nb.stem for nb in NOTEBOOKS] == [step.name for step in STEPS]
 
 
 def test_notebooks_are_committed_clean_and_parameterised():
@@ -69,18 +33,18 @@ def test_notebooks_are_committed_clean_and_parameterised():
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_notebook_runs_at_smoke(name, smoke_reproduction):
+@pytest.mark.parametrize("step", STEPS, ids=lambda step: step.name)
+def test_notebook_runs_at_smoke(step, smoke_reproduction):
     run = smoke_reproduction
-    assert run.report.outcomes[name].status == "done", run.report.outcomes[name].reason
-    assert (run.results / "notebooks" / f"{name}.ipynb").is_file()
-    for figure in EXPECTED[name]["figures"]:
-        assert (run.figures / figure).stat().st_size > 1000, figure
-    for table in EXPECTED[name]["tables"]:
-        assert (run.tables / table).is_file(), table
-    for path in EXPECTED[name].get("files", []):
-        assert (run.results / path).exists(), path
-    for table, text in EXPECTED[name].get("contains", {}).items():
+    assert run.report.outcomes[step.name].status == "done", run.report.outcomes[step.name].reason
+    assert (run.results / "notebooks" / f"{step.name}.ipynb").is_file()
+    products = step.products(run.results, run.tables, run.figures)
+    assert products
+    for path in products:
+        assert path.exists(), path
+        if path.parent == run.figures:
+            assert path.stat().st_size > 1000, path
+    for table, text in CONTAINS.get(step.name, {}).items():
         assert text in (run.tables / table).read_text(), table
 
 

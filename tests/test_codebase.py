@@ -1,0 +1,119 @@
+"""Lines the package holds from now on: short functions, no repeated code, explicit class contracts."""
+from __future__ import annotations
+
+import ast
+import hashlib
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = sorted((ROOT / "egs").glob("*.py"))
+MAX_FUNCTION_LINES = 60
+WINDOW = 6  # shared lines that make a duplicate
+
+
+def _functions(path: Path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node.name, node.lineno, node.end_lineno - node.lineno + 1
+
+
+def test_no_function_is_longer_than_60_lines():
+    long = [f"{path.name}:{line} {name} ({length} lines)" for path in SOURCES
+            for name, line, length in _functions(path) if length > MAX_FUNCTION_LINES]
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines (def to last line): {long}"
+
+
+def _data_lines(tree: ast.Module) -> set[int]:
+    """Lines of tables and field lists: module-level assignments and annotated class-level fields."""
+    lines: set[int] = set()
+    nodes = list(tree.body) + [n for c in tree.body if isinstance(c, ast.ClassDef) for n in c.body
+                               if isinstance(n, ast.AnnAssign)]
+    for node in nodes:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            lines.update(range(node.lineno, node.end_lineno + 1))
+    return lines
+
+
+def _code_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, normalised text) of the lines that count, as the duplicates tool reads them: no
+    blanks, comments, imports or lone punctuation, and no table or field-list lines."""
+    text = path.read_text()
+    data = _data_lines(ast.parse(text))
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        s = " ".join(line.split())
+        if (not s or s.startswith("#") or s.startswith(("import ", "from ")) or re.fullmatch(r"[\[\](){},:]+", s)
+                or number in data):
+            continue
+        out.append((number, s))
+    return out
+
+
+def test_no_six_identical_lines_twice_in_the_package():
+    seen: dict[str, tuple[str, int, int]] = {}  # window text -> (file, index in its code lines, line number)
+    repeats = []
+    for path in SOURCES:
+        lines = _code_lines(path)
+        for k in range(len(lines) - WINDOW + 1):
+            key = hashlib.sha1("\n".join(s for _, s in lines[k:k + WINDOW]).encode()).hexdigest()
+            first = seen.setdefault(key, (path.name, k, lines[k][0]))
+            if first[0] != path.name or k - first[1] >= WINDOW:  # not an overlapping run of itself
+                repeats.append(f"{first[0]}:{first[2]} ~ {path.name}:{lines[k][0]}")
+    assert not repeats, f"repeated code ({WINDOW} identical lines): {repeats[:10]}"
+
+
+@pytest.mark.skipif(shutil.which("duplicates") is None, reason="the duplicates tool is not on this machine")
+def test_duplicates_tool_finds_no_pair_outside_data():
+    out = subprocess.run(["duplicates", "--repo", str(ROOT / "egs"), "--most", "200"], capture_output=True,
+                         text=True, timeout=120).stdout
+    data = {path.name: _data_lines(ast.parse(path.read_text())) for path in SOURCES}
+    bad = []
+    for row in re.findall(r"^D\d+ (\S+):(\d+)-(\d+) ~ (\S+):(\d+)-(\d+)", out, re.M):
+        sides = [(Path(row[0]).name, int(row[1]), int(row[2])), (Path(row[3]).name, int(row[4]), int(row[5]))]
+        if not all(set(range(a, b + 1)) <= data.get(name, set()) | _blank_or_comment(name) for name, a, b in sides):
+            bad.append(" ~ ".join(f"{n}:{a}-{b}" for n, a, b in sides))
+    assert not bad, out
+
+
+def _blank_or_comment(name: str) -> set[int]:
+    lines = (ROOT / "egs" / name).read_text().splitlines()
+    return {i for i, line in enumerate(lines, 1) if not line.strip() or line.strip().startswith("#")}
+
+
+def test_loops_declare_their_contract():
+    """A loop subclass that omits a hook cannot be built; one that never hands over its model cannot run."""
+    from egs.errors import EGSError
+    from egs.loop import EpochLoop
+    from egs.profiles import settings
+
+    class Incomplete(EpochLoop):
+        def steps_per_epoch(self):
+            return 1
+
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete(settings("search", "smoke"), ROOT / "unused", False, False)
+
+    class NeverStarted(Incomplete):
+        def batches(self, epoch, start_step):
+            return iter([])
+
+        def train_step(self, batch):
+            return {"n": 1}
+
+        def end_epoch(self):
+            return {}
+
+        def finish(self):
+            return {}
+
+    loop = NeverStarted(settings("search", "smoke", device="cpu"), ROOT / "never-written", False, False)
+    with pytest.raises(EGSError, match="never called start"):
+        loop.run()
+    with pytest.raises(EGSError, match="RunSettings"):
+        NeverStarted(settings("sampling", "smoke"), ROOT / "never-written", False, False)
+    assert not (ROOT / "never-written").exists()
