@@ -26,8 +26,8 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
-FLAGS = {"M": "--M", "lam": "--lambda", "mode": "--mode", "cost": "--cost", "epochs": "--epochs", "seed": "--seed",
-         "device": "--device"}  # settings that have an option of their own
+FLAGS = {"M": "--M", "lam": "--lambda", "mode": "--mode", "cost": "--cost", "rule": "--rule", "epochs": "--epochs",
+         "seed": "--seed", "device": "--device"}  # settings that have an option of their own
 
 
 def _settings_from(options: dict, items: list[str] | None) -> dict:
@@ -72,27 +72,25 @@ def _search(args: argparse.Namespace) -> int:
 
     from egs import profiles
 
-    options = {"M": args.M, "lam": args.lam, "mode": args.mode, "epochs": args.epochs,
+    options = {"M": args.M, "lam": args.lam, "mode": args.mode, "rule": args.rule, "epochs": args.epochs,
                "seed": args.seed, "device": args.device}
     if args.space == "conv":
         options["cost"] = args.cost
     elif args.cost:
         raise EGSError("--cost applies to the conv space only; the recurrent space has no resource credit.")
     # settings are checked before torch is imported: a bad value fails at once
-    cfg = profiles.settings("rnn_search" if args.space == "rnn" else "search", args.profile,
-                            **_settings_from(options, args.set))
+    experiment = {"conv": "search", "rnn": "rnn_search"}[args.space]  # the space's settings
+    cfg = profiles.settings(experiment, args.profile, **{"space": args.space, **_settings_from(options, args.set)})
     run_dir = args.run_dir or f"runs/search-{args.space}-{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if args.space == "rnn":
-        from egs.lm import rnn_search as run
-    else:
-        from egs.search import search as run
-    return _report(lambda: run(cfg, run_dir, resume=args.resume, progress=not args.no_progress))
+    from egs.archsearch import search_class
+    loop = search_class(cfg.space)
+    return _report(lambda: loop(cfg, run_dir, resume=args.resume, progress=not args.no_progress).run())
 
 
 def _derive(args: argparse.Namespace) -> int:
     from egs.genotype import save_genotype
     from egs.search import derive
-    genotype = derive(args.run_dir, args.method, args.seed)
+    genotype = derive(args.run_dir, args.method)
     print(genotype)
     if args.out:
         save_genotype(genotype, args.out)
@@ -118,7 +116,9 @@ def _train(args: argparse.Namespace) -> int:
     cfg = profiles.settings(experiment, args.profile, **overrides)
     from egs.train import resolve_genotype, train
     space = "rnn" if args.dataset in ("ptb", "wikitext2") else "conv"
-    genotype = resolve_genotype(args.genotype, space=space, seed=cfg.seed)
+    if args.genotype != "random" and (args.M is not None or args.rule is not None):
+        raise EGSError("--M and --rule describe a random genotype; use them with `egs train random`.")
+    genotype = resolve_genotype(args.genotype, space=space, seed=cfg.seed, M=args.M, rule=args.rule or "node")
     run_dir = args.run_dir or f"runs/train-{args.dataset}-{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
     if space == "rnn":
         from egs.lm import train_lm
@@ -175,23 +175,30 @@ def _search_parser(commands) -> None:
     se.add_argument("--lambda", dest="lam", type=float, help="weight of softmax(alpha) in p (paper: 0.5)")
     se.add_argument("--mode", choices=["joint", "bilevel"], help="joint (Eq. 9, default) or bilevel")
     se.add_argument("--cost", choices=["flops", "params", "latency"], help="efficiency credit cost")
+    se.add_argument("--rule", choices=["node", "select", "edge"], help="derivation rule of the final architecture "
+                    "(default: the profile's, node)")
     _add_run_arguments(se, "search-PROFILE-TIMESTAMP", "SearchSettings", "batch_size=32")
     se.set_defaults(run=_search)
 
 
 def _train_parser(commands) -> None:
     tr = commands.add_parser("train", help="train a genotype from scratch (CIFAR-10, ImageNet, PTB, WikiText-2)")
-    tr.add_argument("genotype", help="genotype JSON path, DARTS_V1, DARTS_V2 or random")
+    tr.add_argument("genotype", help="genotype JSON path, a published name (DARTS_V1, DARTS_V2, DATA_M4, DATA_M7) "
+                    "or random")
     tr.add_argument("--dataset", default="cifar10", choices=["cifar10", "imagenet", "ptb", "wikitext2"])
+    tr.add_argument("--M", type=int, help="for random: draws per node or edge (default: the paper's, 7 conv / 4 rnn)")
+    tr.add_argument("--rule", choices=["node", "select", "edge", "darts"],
+                    help="for random: the derivation rule whose sampling draws it (default: node)")
     _add_run_arguments(tr, "train-DATASET-PROFILE-TIMESTAMP", "TrainSettings", "drop_path=0.3")
     tr.set_defaults(run=_train)
 
 
 def _derive_parser(commands) -> None:
-    de = commands.add_parser("derive", help="the genotype of a search run (most probable or sampled)")
+    de = commands.add_parser("derive", help="the genotype of a search run under a derivation rule")
     de.add_argument("run_dir", help="a search run directory")
-    de.add_argument("--method", default="most_probable", choices=["most_probable", "sample"])
-    de.add_argument("--seed", type=int, default=0, help="seed for --method sample")
+    de.add_argument("--method", "--rule", dest="method", choices=["node", "select", "edge"],
+                    help="node: the authors' exact per-node rule; select: sample candidates and keep the best on "
+                    "search-val; edge: each edge's most probable code (default: the run's own rule)")
     de.add_argument("--out", help="write the genotype JSON here")
     de.add_argument("--render", metavar="DIR", help="draw the cells (SVG, PNG) into DIR")
     de.set_defaults(run=_derive)

@@ -5,7 +5,13 @@ trains it. ``joint`` mode is the paper's Eq. 9: one backward pass over the sampl
 loss updates both the weights ``w`` (SGD, gradient norm clipped) and the logits ``alpha`` (Adam).
 ``bilevel`` mode is first-order DARTS: an ``alpha`` step on a search-val batch (with its own sampled
 codes), then a ``w`` step on a search-train batch. The temperature of each epoch comes from the one
-schedule of the settings (:meth:`egs.profiles.ArchSettings.temperature`).
+schedule of the settings (:meth:`egs.profiles.ArchSettings.temperature`); the authors' regulariser
+(``arch_reg``) is added to the alpha update only.
+
+Every epoch, and at the end, the architecture is derived with the run's rule (:mod:`egs.derivation`)
+and written with its provenance (space, M, lambda, rule, run id, seed): ``genotypes/epoch_NNN.json``,
+then ``genotype.json``, ``derivation.json`` (for ``select``: every candidate and its score) and
+``summary.json``. :func:`search_class` dispatches on the space's family.
 """
 from __future__ import annotations
 
@@ -63,6 +69,47 @@ class ArchitectureSearch(EpochLoop):
     def arch_batch(self) -> Sequence[torch.Tensor]:
         """The search-val batch of this step's ``alpha`` update in ``bilevel`` mode."""
 
+    @abstractmethod
+    def score(self, codes: Any) -> float:
+        """Search-val score (higher is better) of the architecture ``codes`` with the shared weights, on
+        the fixed batches the ``select`` rule compares candidates on (``cfg.select_batches``)."""
+
+    @classmethod
+    @abstractmethod
+    def supernet_from(cls, cfg: ArchSettings, state: Mapping[str, torch.Tensor]) -> nn.Module:
+        """The run's supernet (on CPU) with the weights and logits of a checkpoint's ``state``."""
+
+    def provenance(self, epochs_done: int) -> dict[str, Any]:
+        """What a genotype derived now records about its origin."""
+        return provenance(self.cfg, self.run_id, self.dir, epochs_done)
+
+    def derive(self, epochs_done: int, rule: str | None = None) -> tuple[Genotype, dict[str, Any]]:
+        """The architecture under ``rule`` (default: the run's), with its provenance, and a record of the
+        derivation: for ``select`` every candidate with its score, the chosen one, and the score of the
+        ``node`` cell on the same batches. ``select`` draws its candidates from a generator seeded by
+        the run's seed and ``epochs_done``, so the training sampler is untouched and a rerun agrees."""
+        m, cfg, rule = self.model, self.cfg, rule or self.cfg.rule
+        generator = torch.Generator(self.device).manual_seed(cfg.seed * 1_000_003 + epochs_done)
+        codes, records = m.derivation_codes(rule, generator, self.score, cfg.select_candidates)
+        genotype = m.codes_to_genotype(codes).with_provenance(**{**self.provenance(epochs_done), "rule": rule})
+        record: dict[str, Any] = {"rule": rule}
+        if records:
+            best = max(records, key=lambda r: (r["score"], -r["index"]))
+            record.update(chosen=best["index"], chosen_score=best["score"],
+                          node_score=self.score(m.derivation_codes("node")[0]),
+                          candidates=[{"index": r["index"], "score": r["score"],
+                                       "genotype": m.codes_to_genotype(r["codes"]).to_dict()} for r in records])
+        return genotype, record
+
+    def regularise(self, codes: Any) -> float:
+        """Add the authors' regulariser (``cfg.arch_reg`` times :meth:`EGSSupernet.arch_regularizer`) to the
+        gradient of alpha; returns its value (0 when off)."""
+        if not self.cfg.arch_reg:
+            return 0.0
+        reg = self.cfg.arch_reg * self.model.arch_regularizer(codes)
+        self.precision.scaler.scale(reg).backward()
+        return float(reg)
+
     def begin_epoch(self) -> None:
         self.model.tau = self.cfg.temperature(self.epoch)
 
@@ -73,19 +120,27 @@ class ArchitectureSearch(EpochLoop):
             codes = self.sample()
             self.a_opt.zero_grad(set_to_none=True)
             self.backward(self.arch_batch(), lambda *part: self.loss(codes, *part), dim)
+            self.regularise(codes)
             self.update([self.a_opt])
         codes = self.sample()
         self.w_opt.zero_grad(set_to_none=True)
         self.a_opt.zero_grad(set_to_none=True)
         value, out = self.backward(batch, lambda *part: self.loss(codes, *part), dim)
         joint = self.cfg.mode == "joint"  # Eq. 9: alpha from the same backward pass as w
+        if joint:
+            self.regularise(codes)
         self.update([self.w_opt, self.a_opt] if joint else [self.w_opt], clip=self.model.weight_parameters())
         return value, out, codes
 
-    def write_results(self, genotype: Genotype, summary: dict[str, Any]) -> dict[str, Any]:
-        """``genotype.json`` and ``summary.json`` in the run directory (rank 0); returns ``summary``."""
+    def write_results(self, genotype: Genotype, record: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+        """``genotype.json``, ``derivation.json`` (the rule's record) and ``summary.json`` (with the
+        genotype's provenance and, for ``select``, the chosen and the ``node`` cell's scores) in the run
+        directory (rank 0); returns the summary."""
+        summary = {**summary, **dict(genotype.provenance or {}), "genotype": str(self.dir / "genotype.json"),
+                   **{k: record[k] for k in ("chosen_score", "node_score") if k in record}}
         if self.dist.main:
             save_genotype(genotype, self.dir / "genotype.json")
+            write_json(self.dir / "derivation.json", record)
             write_json(self.dir / "summary.json", summary)
         return summary
 
@@ -94,3 +149,19 @@ class ArchitectureSearch(EpochLoop):
         if self.dist.main:
             save_genotype(genotype, path)
         return path
+
+
+def provenance(cfg: ArchSettings, run_id: str, run_dir: str | Path, epochs_done: int) -> dict[str, Any]:
+    """The provenance of a genotype derived from a search run after ``epochs_done`` epochs."""
+    return {"space": cfg.space, "M": cfg.M, "lam": cfg.lam, "rule": cfg.rule, "effectiveness": cfg.effectiveness,
+            "run_id": run_id, "seed": cfg.seed, "search_run": str(run_dir), "epochs": epochs_done}
+
+
+def search_class(space: str) -> type[ArchitectureSearch]:
+    """The search loop of ``space``'s family: :class:`egs.search.Search` (conv) or :class:`egs.lm.RNNSearch`."""
+    from egs.space import get_space
+    if get_space(space).family == "conv":
+        from egs.search import Search
+        return Search
+    from egs.lm import RNNSearch
+    return RNNSearch

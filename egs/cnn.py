@@ -2,7 +2,7 @@
 
 One code path serves every conv network of the project:
 
-* the **search supernet** (every op of ``CONV_OPS`` instantiated on every edge; which ones run is
+* the **search supernet** (every op of its space instantiated on every edge; which ones run is
   decided per forward pass by the sampled binary codes), and
 * the **fixed network** built from a :class:`~egs.genotype.Genotype` (only the genotype's ops exist):
   the CIFAR evaluation network (:class:`Network`), the ImageNet mobile network
@@ -15,16 +15,18 @@ non-identity ops in training (``net.drop_prob``, ramped by the training loop).
 
 A cell has two input nodes (outputs of cells k-2 and k-1, each preprocessed to C channels),
 ``n_nodes - 2`` intermediate nodes and an output that concatenates ``concat`` along channels.
-Node j is ``x_j = sum_{i<j} sum_k a_k(i, j) * o_k(x_i) / n(i, j)`` (Eq. 1-2, with the edge
-normalised by its number of active non-zero ops n(i, j)): **only ops whose code bit is set are
-executed**; each output is multiplied by its code value (exactly 1 in the forward pass of the
-straight-through estimator) so that the architecture logits receive gradients.
+Node j is ``x_j = sum_{i<j} sum_k a_k(i, j) * o_k(x_i)`` (Eq. 1-2) in every **fixed** network: the
+ops of a multi-op edge and the edges into a node are summed, as in the paper and the authors'
+evaluation network (DATA-NAS ``model_gumbel.py``). **Only ops whose code bit is set are
+executed**; in the supernet each output is multiplied by its code value (exactly 1 in the forward
+pass of the straight-through estimator) so that the architecture logits receive gradients.
 
-Decision (normalisation): Eq. 1-2 sum the active ops. With M = 7 about four ops are active per edge
-and a node sums up to 20 of them, which made our CPU search diverge (training loss rising past 13
-within 125 steps, measured). We therefore average the active ops of an edge, as the authors'
-released code (DATA-NAS) does; an edge with one op, e.g. any DARTS genotype, is unchanged, so
-parameter counts and DARTS equivalence are unaffected.
+Decision (search only): the **supernet** divides an edge by its number of active non-zero ops
+n(i, j). With M = 7 about four ops are active per edge and a node sums up to 20 of them, which made
+our CPU search diverge (training loss rising past 13 within 125 steps, measured). The authors'
+search code normalises too (DATA-NAS ``model_search_relu.py`` divides the sampled code by its sum,
+"none" counted); evaluation networks do not. An edge with one op, e.g. any DARTS genotype, is the
+same either way, and parameter counts never depend on it.
 
 Decision (the paper is silent): a node that receives no active op is the zero tensor, and ops on
 edges leaving a zero node are not executed (their input is zero). The output concat still has its
@@ -39,16 +41,16 @@ import torch.nn as nn
 
 from egs.checks import check_int, check_rate
 from egs.errors import EGSError
-from egs.genotype import CellGenotype, Edge, Genotype
-from egs.ops import CONV_OPS, ZERO, FactorizedReduce, Identity, ReLUConvBN, make_conv_op
+from egs.genotype import Genotype
+from egs.ops import FactorizedReduce, Identity, ReLUConvBN, build_op
+from egs.space import CONV, ZERO, Edge, SearchSpace, get_space
 
 N_NODES = 6  # two inputs + four intermediate nodes (the paper's n = 7 also counts the output)
-OP_INDEX = {name: k for k, name in enumerate(CONV_OPS)}
 
 
 def cell_edges(n_nodes: int = N_NODES) -> list[Edge]:
     """All edges (i, j) of a conv cell in the canonical order (by target j, then source i)."""
-    return [(i, j) for j in range(2, n_nodes) for i in range(j)]
+    return CONV.edges(n_nodes)
 
 
 def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
@@ -59,19 +61,25 @@ def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
 
 
 class Cell(nn.Module):
-    """One conv cell whose edge ``(i, j)`` holds the ops ``edge_ops[(i, j)]`` ("none" is skipped)."""
+    """One conv cell whose edge ``(i, j)`` holds the ops ``edge_ops[(i, j)]`` ("none" is skipped).
+
+    ``search``: a supernet cell (ops built in search mode; a multi-op edge averages its active ops);
+    otherwise a fixed cell, which sums them (Eq. 1-2).
+    """
 
     def __init__(self, edge_ops: Mapping[Edge, Sequence[str]], concat: Sequence[int], C_pp: int,
                  C_p: int, C: int, reduction: bool, reduction_prev: bool, affine: bool,
-                 search: bool, n_nodes: int = N_NODES) -> None:
+                 search: bool, n_nodes: int = N_NODES, space: SearchSpace | str = "conv") -> None:
         super().__init__()
-        self.reduction, self.n_nodes, self.concat = reduction, n_nodes, tuple(concat)
+        self.reduction, self.n_nodes, self.concat, self.search = reduction, n_nodes, tuple(concat), search
+        self.space = get_space(space)
+        self.index = {name: k for k, name in enumerate(self.space.ops)}
         self.pre0 = (FactorizedReduce(C_pp, C, affine) if reduction_prev
                      else ReLUConvBN(C_pp, C, 1, 1, 0, affine))
         self.pre1 = ReLUConvBN(C_p, C, 1, 1, 0, affine)
-        self.edges = cell_edges(n_nodes)
+        self.edges = self.space.edges(n_nodes)
         self.ops = nn.ModuleList(
-            nn.ModuleDict({name: make_conv_op(name, C, 2 if reduction and i < 2 else 1, affine, search)
+            nn.ModuleDict({name: build_op(self.space, name, C, 2 if reduction and i < 2 else 1, affine, search)
                            for name in edge_ops.get((i, j), ()) if name != ZERO})
             for i, j in self.edges)
         self.C = C
@@ -97,12 +105,12 @@ class Cell(nn.Module):
                     op = ops[name]
                     out = op(x)
                     if weights is not None:
-                        out = out * weights[e, OP_INDEX[name]]
+                        out = out * weights[e, self.index[name]]
                     if drop_prob > 0 and self.training and not isinstance(op, Identity):
                         out = drop_path(out, drop_prob)
                     edge = out if edge is None else edge + out
                 if edge is not None:
-                    edge = edge / len(names) if len(names) > 1 else edge
+                    edge = edge / len(names) if self.search and len(names) > 1 else edge
                     node = edge if node is None else node + edge
                 e += 1
             states.append(node)
@@ -173,11 +181,19 @@ class _CellNetwork(nn.Module):
         raise NotImplementedError
 
     def _build_cells(self, C: int, layers: int, genotype: Genotype | None, C_pp: int, C_p: int,
-                     reduction_prev: bool, affine: bool, n_nodes: int) -> tuple[int, int]:
-        """Create ``self.cells``; return the channels into the auxiliary head and out of the last cell."""
+                     reduction_prev: bool, affine: bool, n_nodes: int | None,
+                     space: SearchSpace | str) -> tuple[int, int]:
+        """Create ``self.cells``; return the channels into the auxiliary head and out of the last cell.
+
+        The space is the genotype's (a fixed network) or ``space`` (the supernet); ``n_nodes`` None
+        takes the genotype's cell size, else the space's.
+        """
         self.search = genotype is None
-        full = {e: CONV_OPS for e in cell_edges(n_nodes)}
-        cells = {"normal": (full, tuple(range(2, n_nodes))), "reduce": (full, tuple(range(2, n_nodes)))}
+        self.space = get_space(space if genotype is None else genotype.space)
+        if n_nodes is None:
+            n_nodes = self.space.n_nodes if genotype is None else genotype.normal.n_nodes
+        full = {e: self.space.ops for e in self.space.edges(n_nodes)}
+        cells = {kind: (full, self.space.concat(n_nodes)) for kind in ("normal", "reduce")}
         if genotype is not None:
             for kind, cell in genotype.cells().items():
                 if cell.n_nodes != n_nodes:
@@ -192,7 +208,7 @@ class _CellNetwork(nn.Module):
             C_curr = C_curr * 2 if reduction else C_curr
             edge_ops, concat = cells["reduce" if reduction else "normal"]
             self.cells.append(Cell(edge_ops, concat, C_pp, C_p, C_curr, reduction, reduction_prev,
-                                   affine, self.search, n_nodes))
+                                   affine, self.search, n_nodes, self.space))
             reduction_prev = reduction
             C_pp, C_p = C_p, len(concat) * C_curr
             C_aux = C_p if layer == self.aux_layer else C_aux
@@ -239,8 +255,8 @@ class Network(_CellNetwork):
     """
 
     def __init__(self, C: int, num_classes: int, layers: int, genotype: Genotype | None = None,
-                 stem_multiplier: int = 3, affine: bool | None = None, n_nodes: int = N_NODES,
-                 auxiliary: bool = False) -> None:
+                 stem_multiplier: int = 3, affine: bool | None = None, n_nodes: int | None = None,
+                 auxiliary: bool = False, space: SearchSpace | str = "conv") -> None:
         super().__init__()
         _check_args(C, num_classes, layers, genotype)
         if auxiliary and genotype is None:
@@ -249,7 +265,7 @@ class Network(_CellNetwork):
         affine = (genotype is not None) if affine is None else affine
         C_stem = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(3, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem))
-        C_aux, C_out = self._build_cells(C, layers, genotype, C_stem, C_stem, False, affine, n_nodes)
+        C_aux, C_out = self._build_cells(C, layers, genotype, C_stem, C_stem, False, affine, n_nodes, space)
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_out, num_classes)
         self.auxiliary_head = AuxiliaryHead(C_aux, num_classes, 3, True) if auxiliary else None
@@ -272,7 +288,7 @@ class NetworkImageNet(_CellNetwork):
     """
 
     def __init__(self, C: int, num_classes: int, layers: int, genotype: Genotype,
-                 auxiliary: bool = False, n_nodes: int = N_NODES) -> None:
+                 auxiliary: bool = False, n_nodes: int | None = None) -> None:
         super().__init__()
         _check_args(C, num_classes, layers, genotype)
         if genotype is None:
@@ -287,7 +303,7 @@ class NetworkImageNet(_CellNetwork):
             nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
         self.stem1 = nn.Sequential(  # s0 also feeds the first cell: the ReLU must not work in place
             nn.ReLU(inplace=False), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
-        C_aux, C_out = self._build_cells(C, layers, genotype, C, C, True, True, n_nodes)
+        C_aux, C_out = self._build_cells(C, layers, genotype, C, C, True, True, n_nodes, "conv")
         self.global_pooling = nn.AdaptiveAvgPool2d(1)  # DARTS's AvgPool2d(7) on the 7x7 map of 224 px
         self.classifier = nn.Linear(C_out, num_classes)
         self.auxiliary_head = AuxiliaryHead(C_aux, num_classes, 2, False) if auxiliary else None
@@ -301,25 +317,10 @@ def _check_args(C: object, num_classes: object, layers: object, genotype: Genoty
     check_int(C, "C")
     check_int(num_classes, "num_classes")
     check_int(layers, "layers", 3, "a conv network needs >= 3 cells (two of them are reduction cells)")
-    if genotype is not None and (not isinstance(genotype, Genotype) or genotype.space != "conv"):
+    if genotype is not None and (not isinstance(genotype, Genotype) or get_space(genotype.space).family != "conv"):
         space = genotype.space if isinstance(genotype, Genotype) else type(genotype).__name__
         raise EGSError(f"a conv network needs a conv genotype, got {space!r}; load or derive a conv "
                        "genotype (egs.genotype).")
-
-
-def active_ops(codes: torch.Tensor) -> list[list[str]]:
-    """Names of the non-zero ops whose bit is set, per edge, from (E, K) codes (one host sync)."""
-    bits = (codes.detach() > 0.5).cpu().tolist()
-    return [[CONV_OPS[k] for k, on in enumerate(row) if on and CONV_OPS[k] != ZERO] for row in bits]
-
-
-def codes_to_cell(codes: torch.Tensor, n_nodes: int = N_NODES) -> CellGenotype:
-    """The conv cell genotype that binary codes (E, K) describe (all intermediates concatenated)."""
-    edges = cell_edges(n_nodes)
-    if codes.shape != (len(edges), len(CONV_OPS)):
-        raise EGSError(f"codes of shape {tuple(codes.shape)} do not fit a {n_nodes}-node conv cell; "
-                       f"expected ({len(edges)}, {len(CONV_OPS)}).")
-    return CellGenotype("conv", n_nodes, dict(zip(edges, active_ops(codes))), tuple(range(2, n_nodes)))
 
 
 def count_parameters(module: nn.Module, exclude: Sequence[str] = ()) -> int:

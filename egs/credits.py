@@ -8,7 +8,9 @@ define ``l`` precisely. Our choice, documented here and in notebook 02:
   default), learnable parameters (``"params"``), or forward latency measured on the running device
   (``"latency"``, median of repeated timings; this makes a search depend on machine timing). All
   cells of one type share one code, so the cost of a bit is summed over every cell of that type, at
-  each cell's own channel count and resolution.
+  each cell's own channel count and resolution. Ops of a declared space (:func:`egs.space.declare_space`)
+  that are not built in are counted on their module: multiply-adds plus pooling windows
+  (:func:`egs.macs.count_macs`), or their parameter count.
 * **Cost to credit**: per edge, ``l = softmax(-beta * c / max_k c)``. Costs are divided by the
   edge's most expensive op so the credit does not depend on units or network size; the zero op
   (cost 0) gets the largest credit, the most expensive op a credit ``exp(-beta)`` times smaller.
@@ -23,8 +25,7 @@ import torch
 from egs.cnn import Network
 from egs.errors import EGSError
 from egs.ops import CONV_OPS, ZERO, conv_op_flops, conv_op_params
-
-COST_METRICS = ("flops", "params", "latency")
+from egs.profiles import COSTS as COST_METRICS  # the one list of cost metrics
 
 
 def edge_costs(net: Network, metric: str = "flops", image_size: int = 32, batch_size: int = 8,
@@ -33,7 +34,8 @@ def edge_costs(net: Network, metric: str = "flops", image_size: int = 32, batch_
     if metric not in COST_METRICS:
         raise EGSError(f"unknown cost metric {metric!r}; choose one of {', '.join(COST_METRICS)}.")
     device = next(net.parameters()).device
-    E, K = len(net.cells[0].edges), len(CONV_OPS)
+    ops = net.space.ops
+    E, K = len(net.cells[0].edges), len(ops)
     costs = {"normal": torch.zeros(E, K, dtype=torch.float64), "reduce": torch.zeros(E, K, dtype=torch.float64)}
     H = image_size
     for cell in net.cells:
@@ -41,18 +43,26 @@ def edge_costs(net: Network, metric: str = "flops", image_size: int = 32, batch_
         for e, (i, _) in enumerate(cell.edges):
             stride = 2 if cell.reduction and i < 2 else 1
             H_in = H if stride == 2 or not cell.reduction else -(-H // 2)
-            for k, name in enumerate(CONV_OPS):
-                if name == ZERO:
-                    continue
-                if metric == "flops":
-                    cost = conv_op_flops(name, cell.C, H_in, H_in, stride)
-                elif metric == "params":
-                    cost = conv_op_params(name, cell.C, stride, affine=True)
-                else:
-                    cost = _latency(cell.ops[e][name], (batch_size, cell.C, H_in, H_in), device, repeats)
-                costs[kind][e, k] += cost
+            for k, name in enumerate(ops):
+                if name != ZERO:
+                    costs[kind][e, k] += _op_cost(cell.ops[e][name], name, metric, cell.C, H_in, stride,
+                                                  batch_size, repeats, device)
         H = -(-H // 2) if cell.reduction else H
     return costs
+
+
+def _op_cost(op: torch.nn.Module, name: str, metric: str, C: int, H: int, stride: int, batch_size: int,
+             repeats: int, device: torch.device) -> float:
+    """One op's cost: analytic for the built-in ops, counted on the module for declared ones."""
+    if metric == "latency":
+        return _latency(op, (batch_size, C, H, H), device, repeats)
+    if name in CONV_OPS:
+        return conv_op_flops(name, C, H, H, stride) if metric == "flops" else conv_op_params(name, C, stride, affine=True)
+    if metric == "params":
+        return float(sum(p.numel() for p in op.parameters()))
+    from egs.macs import count_macs
+    report = count_macs(op, (C, H, H))
+    return float(report.total + sum(report.pool_by_group.values()))
 
 
 @torch.no_grad()

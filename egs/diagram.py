@@ -38,7 +38,7 @@ def cell_diagram(cell: CellGenotype, name: str = "cell") -> graphviz.Digraph:
     g.attr("edge", fontsize="20", fontname="helvetica")
     g.attr("node", style="filled", shape="rect", align="center", fontsize="20", height="0.5",
            width="0.5", penwidth="2", fontname="helvetica")
-    external = cell.space != "conv"   # rnn: x_t and h_{t-1} are outside the numbered nodes
+    external = layout.family == "rnn"   # x_t and h_{t-1} are outside the numbered nodes
     for k, label in enumerate(layout.input_labels):
         g.node(f"in{k}" if external else _node_id(k), label, fillcolor=INPUT_COLOR)
     for j in range(0 if external else layout.n_inputs, cell.n_nodes):

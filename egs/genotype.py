@@ -11,7 +11,9 @@ nothing), and edges left empty are absent. ``n_nodes`` counts numbered nodes (no
   the search; nodes 1..n_nodes-1 take edges from every earlier node; h_t = mean of ``concat``.
   The paper's n = 12 counts x_t, h_{t-1}, node 0, 8 intermediates and h_t.
 
-Files are JSON with ``"schema": "egs.genotype/1"``, written atomically.
+Files are JSON with ``"schema": "egs.genotype/2"`` (the architecture and its provenance: space, M,
+lambda, derivation rule, search run and seed), written atomically; ``egs.genotype/1`` files (no
+provenance) are still read.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import json
 import os
 import random
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -27,35 +29,15 @@ from typing import Any
 from egs.checks import check_int
 from egs.errors import EGSError
 from egs.files import write_text
-from egs.ops import ZERO, check_op, space_ops
+from egs.space import ZERO, Edge, SearchSpace, check_op, get_space, space_ops
 
-SCHEMA = "egs.genotype/1"
-
-Edge = tuple[int, int]
-
-
-@dataclass(frozen=True)
-class CellSpace:
-    """Topology conventions of a search space: how many leading nodes are inputs, and labels."""
-
-    name: str
-    n_inputs: int                    # leading nodes that receive no searched edge
-    default_n_nodes: int             # the paper's cell size, numbered nodes only
-    input_labels: tuple[str, ...]    # external inputs, for diagrams
-    output_label: str
-    darts_inputs: int                # (op, input) pairs per node in a DARTS genotype
+SCHEMA = "egs.genotype/2"
+READABLE_SCHEMAS = ("egs.genotype/1", SCHEMA)  # /1 files (no provenance) still read
 
 
-CELL_SPACES: dict[str, CellSpace] = {
-    "conv": CellSpace("conv", 2, 6, ("c_{k-2}", "c_{k-1}"), "c_{k}", 2),
-    "rnn": CellSpace("rnn", 1, 9, ("x_{t}", "h_{t-1}"), "h_{t}", 1),
-}
-
-
-def cell_space(space: str) -> CellSpace:
-    """The :class:`CellSpace` of ``space`` ("conv" or "rnn")."""
-    space_ops(space)  # one message for an unknown space
-    return CELL_SPACES[space]
+def cell_space(space: str | SearchSpace) -> SearchSpace:
+    """The :class:`egs.space.SearchSpace` of ``space`` (its layout: inputs, labels, DARTS format)."""
+    return get_space(space)
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,7 +54,7 @@ class CellGenotype:
         n = check_int(self.n_nodes, "n_nodes", None)
         if n <= layout.n_inputs:
             raise EGSError(f"n_nodes={n} leaves no intermediate node in a {self.space} cell; use "
-                           f"n_nodes > {layout.n_inputs} (the paper uses {layout.default_n_nodes}).")
+                           f"n_nodes > {layout.n_inputs} (the paper uses {layout.n_nodes}).")
         if not isinstance(self.edges, Mapping):
             raise EGSError(f"edges must map (i, j) pairs to op names, got {type(self.edges).__name__}.")
         clean: dict[Edge, tuple[str, ...]] = {}
@@ -112,8 +94,8 @@ class CellGenotype:
         return (type(self), (self.space, self.n_nodes, dict(self.edges), self.concat))
 
     @property
-    def layout(self) -> CellSpace:
-        return CELL_SPACES[self.space]
+    def layout(self) -> SearchSpace:
+        return get_space(self.space)
 
     def all_edges(self) -> list[Edge]:
         """Every edge of the search space for this cell size, in (j, i) order."""
@@ -137,7 +119,7 @@ class CellGenotype:
 
     def __str__(self) -> str:
         head = (f"{self.space} cell, {self.n_nodes} nodes, {self.num_active_ops()} active ops, "
-                f"output = {'concat' if self.space == 'conv' else 'mean'}{list(self.concat)}")
+                f"output = {self.layout.output}{list(self.concat)}")
         lines = [f"  {i} -> {j}: {' + '.join(ops)}" for (i, j), ops in self.edges.items()]
         return "\n".join([head, *lines])
 
@@ -175,23 +157,39 @@ def _check_keys(data: dict, expected: set[str], what: str) -> None:
 
 @dataclass(frozen=True)
 class Genotype:
-    """A full architecture: a normal and a reduction cell (conv) or one recurrent cell (reduce=None)."""
+    """A full architecture: one cell per cell type of its space (conv: normal and reduction cells;
+    recurrent: one cell, ``reduce=None``), and where it came from.
+
+    ``provenance`` (not part of equality) records how it was made: for a searched genotype the
+    space, M, lambda, derivation rule, the search run's id and seed (see :meth:`with_provenance`);
+    for a published one its name and source.
+    """
 
     normal: CellGenotype
     reduce: CellGenotype | None = None
+    provenance: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.normal, CellGenotype):
             raise EGSError(f"normal must be a CellGenotype, got {self.normal!r}; every genotype has a normal cell.")
-        if self.normal.space == "conv":
-            if not isinstance(self.reduce, CellGenotype) or self.reduce.space != "conv":
-                raise EGSError(f"a conv genotype needs a conv reduction cell, got reduce={self.reduce!r}.")
+        space = self.normal.layout
+        if len(space.cell_types) == 2:
+            if not isinstance(self.reduce, CellGenotype) or self.reduce.space != self.normal.space:
+                raise EGSError(f"a {space.name} genotype needs a {space.name} reduction cell, got reduce={self.reduce!r}.")
         elif self.reduce is not None:
             raise EGSError(f"a {self.normal.space} genotype has no reduction cell; pass reduce=None.")
+        if self.provenance is not None:
+            if not isinstance(self.provenance, Mapping) or not all(isinstance(k, str) for k in self.provenance):
+                raise EGSError(f"provenance must map names to values, got {self.provenance!r}.")
+            object.__setattr__(self, "provenance", dict(self.provenance))
 
     @property
     def space(self) -> str:
         return self.normal.space
+
+    def with_provenance(self, **fields: Any) -> Genotype:
+        """This architecture with ``fields`` added to its provenance (e.g. M=7, rule="node", run_id=...)."""
+        return Genotype(self.normal, self.reduce, {**(self.provenance or {}), **fields})
 
     def cells(self) -> dict[str, CellGenotype]:
         """The cells by name: {"normal": ..., "reduce": ...} (no "reduce" for rnn)."""
@@ -204,8 +202,8 @@ class Genotype:
         return "\n".join(f"{name}: {cell}" for name, cell in self.cells().items())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, "normal": self.normal.to_dict(),
-                "reduce": None if self.reduce is None else self.reduce.to_dict()}
+        return {"schema": SCHEMA, "provenance": None if self.provenance is None else dict(self.provenance),
+                "normal": self.normal.to_dict(), "reduce": None if self.reduce is None else self.reduce.to_dict()}
 
     def to_json(self) -> str:
         """JSON text with one line per edge (readable in diffs)."""
@@ -215,24 +213,27 @@ class Genotype:
             d = c.to_dict()
             edges = ",\n".join(f"      {json.dumps(e)}" for e in d.pop("edges"))
             return f"{json.dumps(d)[:-1]},\n    \"edges\": [\n{edges}\n    ]}}"
-        return (f'{{\n  "schema": {json.dumps(SCHEMA)},\n  "normal": {cell(self.normal)},\n'
-                f'  "reduce": {cell(self.reduce)}\n}}\n')
+        provenance = json.dumps(None if self.provenance is None else dict(self.provenance), sort_keys=True)
+        return (f'{{\n  "schema": {json.dumps(SCHEMA)},\n  "provenance": {provenance},\n'
+                f'  "normal": {cell(self.normal)},\n  "reduce": {cell(self.reduce)}\n}}\n')
 
     @classmethod
     def from_dict(cls, data: object) -> Genotype:
         if not isinstance(data, dict):
             raise EGSError(f"a genotype must be a JSON object, got {type(data).__name__}.")
-        if data.get("schema") != SCHEMA:
-            raise EGSError(f"schema {data.get('schema')!r} is not supported: this file must declare "
+        schema = data.get("schema")
+        if schema not in READABLE_SCHEMAS:
+            raise EGSError(f"schema {schema!r} is not supported: this file must declare "
                            f'"schema": "{SCHEMA}" (write it with egs.genotype.save_genotype).')
-        _check_keys(data, {"schema", "normal", "reduce"}, "genotype")
+        _check_keys({k: v for k, v in data.items() if k != "provenance" or schema != SCHEMA},
+                    {"schema", "normal", "reduce"}, "genotype")  # /2 may add a provenance
         cells = {}
         for name in ("normal", "reduce"):
             try:
                 cells[name] = None if data[name] is None else CellGenotype.from_dict(data[name])
             except EGSError as err:
                 raise EGSError(f"{name} cell: {err}") from None
-        return cls(**cells)
+        return cls(**cells, provenance=data.get("provenance"))
 
     @classmethod
     def from_json(cls, text: str, source: str = "<string>") -> Genotype:
@@ -249,7 +250,7 @@ class Genotype:
 
 
 def save_genotype(genotype: Genotype, path: str | os.PathLike) -> Path:
-    """Write ``genotype`` as JSON (schema egs.genotype/1), atomically."""
+    """Write ``genotype`` as JSON (schema egs.genotype/2, with its provenance), atomically."""
     return write_text(path, genotype.to_json())
 
 
@@ -333,44 +334,61 @@ DARTS_V1_RNN_LISTS = dict(recurrent=[("relu", 0), ("relu", 1), ("tanh", 2), ("re
 DARTS_V2_RNN_LISTS = dict(recurrent=[("sigmoid", 0), ("relu", 1), ("relu", 1), ("identity", 1),
                                      ("tanh", 2), ("sigmoid", 5), ("tanh", 3), ("relu", 5)],
                           concat=range(1, 9))
-DARTS_V1 = from_darts(DARTS_V1_CONV_LISTS)
-DARTS_V2 = from_darts(DARTS_V2_CONV_LISTS)
-DARTS_V1_RNN = from_darts(DARTS_V1_RNN_LISTS)
-DARTS_V2_RNN = from_darts(DARTS_V2_RNN_LISTS)
+_DARTS = "Liu et al., DARTS (ICLR 2019), github.com/quark0/darts"
+DARTS_V1 = from_darts(DARTS_V1_CONV_LISTS).with_provenance(name="DARTS_V1", source=f"{_DARTS} cnn/genotypes.py DARTS_V1")
+DARTS_V2 = from_darts(DARTS_V2_CONV_LISTS).with_provenance(name="DARTS_V2", source=f"{_DARTS} cnn/genotypes.py DARTS_V2")
+DARTS_V1_RNN = from_darts(DARTS_V1_RNN_LISTS).with_provenance(name="DARTS_V1_RNN",
+                                                               source=f"{_DARTS} rnn/genotypes.py DARTS_V1")
+DARTS_V2_RNN = from_darts(DARTS_V2_RNN_LISTS).with_provenance(name="DARTS_V2_RNN",
+                                                               source=f"{_DARTS} rnn/genotypes.py DARTS_V2")
 
 
 # ---- Random architectures (the random-search baseline) ----
 
-def _random_cell(space: str, n_nodes: int, rng: random.Random, style: str, M: int) -> CellGenotype:
-    layout = cell_space(space)
-    ops = space_ops(space)
-    edges: dict[Edge, list[str]] = {}
-    for j in range(layout.n_inputs, n_nodes):
-        if style == "egs":
+RANDOM_STYLES = ("node", "edge", "select", "darts")
+
+
+def _random_cell(space: SearchSpace, n_nodes: int, rng: random.Random, style: str, M: int) -> CellGenotype:
+    ops, K = space.ops, space.K
+    edges: dict[Edge, set[str]] = {}
+    for j in range(space.n_inputs, n_nodes):
+        if style in ("edge", "select"):  # M uniform draws over the K ops of every edge
             for i in range(j):
-                edges[(i, j)] = [rng.choice(ops) for _ in range(M)]
+                edges[(i, j)] = {rng.choice(ops) for _ in range(M)}
+        elif style == "node":  # M uniform draws over the node's pooled (edge, op) entries, "none" merged
+            entries = [None] + [(i, op) for i in range(j) for op in ops if op != ZERO]
+            weights = [1.0 / K] + [1.0 / (K * j)] * (len(entries) - 1)
+            for entry in rng.choices(entries, weights=weights, k=M):
+                if entry is not None:
+                    edges.setdefault((entry[0], j), set()).add(entry[1])
         else:
-            for i in rng.sample(range(j), min(j, layout.darts_inputs)):
-                edges[(i, j)] = [rng.choice([op for op in ops if op != ZERO])]
-    return CellGenotype(space, n_nodes, edges, range(layout.n_inputs, n_nodes))
+            for i in rng.sample(range(j), min(j, space.darts_inputs)):
+                edges[(i, j)] = {rng.choice([op for op in ops if op != ZERO])}
+    return CellGenotype(space.name, n_nodes, edges, range(space.n_inputs, n_nodes))
 
 
-def random_genotype(space: str, rng: random.Random | int, n_nodes: int | None = None,
-                    style: str = "egs", M: int = 7) -> Genotype:
-    """A random architecture of ``space`` for the random-search baseline.
+def random_genotype(space: str | SearchSpace, rng: random.Random | int, n_nodes: int | None = None,
+                    style: str = "node", M: int | None = None) -> Genotype:
+    """A random architecture of ``space`` for the random-search baseline: a derivation rule applied to
+    one draw from uniform p (what EGS samples at alpha = 0, Definition 1).
 
-    style="egs": every edge's code is the set of ops hit by M uniform draws over all K ops
-    (zero included) -- exactly what Ensemble Gumbel-Softmax samples at alpha = 0 (Definition 1).
-    style="darts": every intermediate node takes one uniformly drawn non-zero op from each of
-    2 (conv) or 1 (rnn) distinct uniformly drawn predecessors, as in DARTS's random baseline.
-    ``rng`` is a random.Random or an integer seed; the same seed gives the same genotype.
+    style="node": each intermediate node keeps the (incoming edge, op) pairs hit by M uniform draws
+    over its pooled entries, "none" merged (the ``node`` rule's sampling); "edge" (or "select"): every
+    edge's code is the set of ops hit by M uniform draws over all K ops, zero included; "darts": every
+    intermediate node takes one uniformly drawn non-zero op from each of 2 (conv) or 1 (rnn) distinct
+    uniformly drawn predecessors, as in DARTS's random baseline. M defaults to the space's paper M.
+    ``rng`` is a random.Random or an integer seed; the same seed gives the same genotype, whose
+    provenance records how it was drawn.
     """
-    if style not in ("egs", "darts"):
-        raise EGSError(f"style={style!r} is unknown: use 'egs' (ensemble codes) or 'darts' (one op "
-                       "on each of a fixed number of input edges).")
-    check_int(M, "M", 1, "the number of draws per edge")
-    n_nodes = cell_space(space).default_n_nodes if n_nodes is None else check_int(n_nodes, "n_nodes", None)
+    space = get_space(space)
+    if style not in RANDOM_STYLES:
+        raise EGSError(f"style={style!r} is unknown: use one of {', '.join(RANDOM_STYLES)} (a derivation rule, "
+                       "or darts: one op on each of a fixed number of input edges).")
+    M = space.paper_M if M is None else check_int(M, "M", 1, "the number of draws per node or edge")
+    n_nodes = space.n_nodes if n_nodes is None else check_int(n_nodes, "n_nodes", None)
+    seed = rng if not isinstance(rng, random.Random) else None
     if not isinstance(rng, random.Random):
         rng = random.Random(check_int(rng, "seed", None))
-    cells = [_random_cell(space, n_nodes, rng, style, M) for _ in range(2 if space == "conv" else 1)]
-    return Genotype(*cells)
+    cells = [_random_cell(space, n_nodes, rng, style, M) for _ in space.cell_types]
+    return Genotype(*cells, provenance={"space": space.name, "source": "random", "rule": style, "M": M,
+                                        "seed": seed})

@@ -129,6 +129,12 @@ def lm_loss(forward: Callable, x: torch.Tensor, y: torch.Tensor, hidden: torch.T
     return F.nll_loss(logp.reshape(-1, logp.shape[-1]), y.reshape(-1)), hidden
 
 
+def _supernet(cfg: RNNSearchSettings, ntoken: int) -> RNNSupernet:
+    return RNNSupernet(ntoken, cfg.emb, cfg.emb, M=cfg.M, lam=cfg.lam, tau=cfg.tau_start, dropout=cfg.dropout,
+                       dropouth=cfg.dropouth, dropoutx=cfg.dropoutx, dropouti=cfg.dropouti, dropoute=cfg.dropoute,
+                       space=cfg.space, effectiveness=cfg.effectiveness)
+
+
 class RNNSearch(ArchitectureSearch):
     """EGS search over the recurrent cell on PTB (or WikiText-2)."""
 
@@ -142,9 +148,7 @@ class RNNSearch(ArchitectureSearch):
         self.data = d = LMData(cfg, self.dist, self.device, data_root)
         self.search_val = d.stream("valid", cfg.val_tokens, cfg.batch_size)[:, distributed.shard(cfg.batch_size, self.dist)]
         torch.manual_seed(cfg.seed)
-        m = RNNSupernet(d.ntoken, cfg.emb, cfg.emb, M=cfg.M, lam=cfg.lam, tau=cfg.tau_start, dropout=cfg.dropout,
-                        dropouth=cfg.dropouth, dropoutx=cfg.dropoutx, dropouti=cfg.dropouti,
-                        dropoute=cfg.dropoute).to(self.device)
+        m = _supernet(cfg, d.ntoken).to(self.device)
         w_opt = torch.optim.SGD(m.weight_parameters(), d.lr, weight_decay=cfg.weight_decay)
         self.hidden = Carried(m.init_hidden(d.local_batch), self.dist)
         forward = distributed.wrap(m, self.dist, self.device, sparse=True)  # DDP: codes switch ops off
@@ -161,8 +165,25 @@ class RNNSearch(ArchitectureSearch):
         if self.step == 0:  # a new epoch starts from a zero hidden state (DARTS/AWD-LSTM)
             self.hidden.value = self.model.init_hidden(self.data.local_batch)
 
-    def loss(self, codes: torch.Tensor, x: torch.Tensor, y: torch.Tensor, hidden: torch.Tensor):
+    def loss(self, codes: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, hidden: torch.Tensor):
         return lm_loss(self.forward, x, y, hidden, codes=codes)
+
+    @classmethod
+    def supernet_from(cls, cfg: RNNSearchSettings, state) -> RNNSupernet:
+        model = _supernet(cfg, state["net.encoder.weight"].shape[0])
+        model.load_state_dict(state)
+        return model
+
+    def val_nll(self, codes: dict[str, torch.Tensor], data: torch.Tensor) -> float:
+        """Mean NLL of ``codes`` on ``data`` with the shared weights (BatchNorm with batch statistics: the
+        supernet's running statistics mix all sampled cells)."""
+        m = self.model
+        with batch_statistics(m):
+            return self.data.nll(lambda inp, h: m(inp, h, codes=codes), data, m.init_hidden, split=False)
+
+    def score(self, codes: dict[str, torch.Tensor]) -> float:
+        """Minus the search-val NLL of ``codes`` on the first ``select_batches`` BPTT windows."""
+        return -self.val_nll(codes, self.data.val[: self.cfg.select_batches * self.cfg.bptt + 1])
 
     def arch_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """A fixed-length search-val window, from a zero hidden state."""
@@ -180,22 +201,21 @@ class RNNSearch(ArchitectureSearch):
 
     def end_epoch(self) -> dict[str, Any]:
         m, s = self.model, self.sums
-        codes = m.most_probable_codes()
-        genotype = m.derive("most_probable")
-        with batch_statistics(m):  # the supernet's running BN statistics mix all sampled cells
-            val = self.data.nll(lambda inp, h: m(inp, h, codes=codes), self.data.val, m.init_hidden, split=False)
+        genotype, _ = self.derive(self.epoch + 1)
+        val = self.val_nll(m.genotype_codes(genotype), self.data.val)
         self.save_epoch_genotype(genotype)
-        p = m.probabilities().detach()
+        p = m.probabilities()["normal"].detach()
         return {"train_loss": s["loss"] / s["n"], "train_ppl": _ppl(s["loss"] / s["n"]), "val_loss": val,
                 "val_ppl": _ppl(val), "tau": m.tau, "sampled_active_ops": s["active"] / s["steps"],
-                "expected_active_ops": float((1 - (1 - p.double()) ** m.M)[:, 1:].sum(-1).mean()),
-                "derived_ops": genotype.num_active_ops(), "p": p.cpu().tolist()}
+                "expected_active_ops": m.expected_active_ops()["normal"], "entropy": m.edge_entropy()["normal"],
+                "entropy_h": m.edge_entropy("h")["normal"], "derived_ops": genotype.num_active_ops(),
+                "p": p.cpu().tolist()}
 
     def finish(self) -> dict[str, Any]:
-        genotype = self.model.derive("most_probable")
+        genotype, record = self.derive(self.epoch)
         epochs = [r for r in self.log.read() if r["type"] == "epoch"]
-        return self.write_results(genotype, self.cost() | {
-            "genotype": str(self.dir / "genotype.json"), "final_val_ppl": epochs[-1]["val_ppl"],
+        return self.write_results(genotype, record, self.cost() | {
+            "final_val_ppl": epochs[-1]["val_ppl"],
             "derived_ops": genotype.num_active_ops(),
             "params_supernet": sum(p.numel() for p in self.model.weight_parameters()),
             "params_derived_paper_size": _paper_params(genotype, self.cfg.corpus, self.data.ntoken)})
@@ -327,19 +347,6 @@ class LMTrainer(EpochLoop):
         if self.dist.main:
             write_json(self.dir / "summary.json", summary)
         return summary
-
-
-def derive_rnn(run_dir: str | Path, method: str = "most_probable", seed: int = 0) -> Genotype:
-    """The recurrent genotype of an RNN search run's latest checkpoint."""
-    import json
-
-    from egs.runlog import load_checkpoint
-    run_dir = Path(run_dir)
-    cfg = RNNSearchSettings(**json.loads((run_dir / "config.json").read_text()))
-    state = load_checkpoint(run_dir / "checkpoint.pt")["model"]
-    model = RNNSupernet(state["net.encoder.weight"].shape[0], cfg.emb, cfg.emb, M=cfg.M, lam=cfg.lam)
-    model.load_state_dict(state)
-    return model.derive(method, torch.Generator().manual_seed(seed))
 
 
 def rnn_search(cfg: RNNSearchSettings, run_dir: str | Path, resume: bool = False, data_root=None,

@@ -1,7 +1,7 @@
 """The epoch/step loop shared by search and training, with exact resume.
 
-A run lives in a directory: ``config.json`` (the settings), ``metrics.jsonl`` (step and epoch
-records) and ``checkpoint.pt``, written atomically at the end of every epoch and when the run is
+A run lives in a directory: ``config.json`` (the settings), ``run.json`` (the run's id),
+``metrics.jsonl`` (step and epoch records) and ``checkpoint.pt``, written atomically at the end of every epoch and when the run is
 interrupted. Ctrl-C (SIGINT) is deferred to the end of the current step, so a checkpoint always
 holds a consistent state; resuming restores every stateful object (model, optimizers, schedulers,
 random generators, running sums) and the position ``(epoch, step)``, and data batches are a pure
@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+import uuid
 from abc import ABC, abstractmethod
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
@@ -192,6 +193,7 @@ class EpochLoop(ABC):
     """
 
     label: ClassVar[str] = "run"
+    run_id: str  # this run's identity (``run.json``, every checkpoint, the provenance of its genotypes)
     settings_type: ClassVar[type[RunSettings]] = RunSettings  # what ``cfg`` must be
     experiment: ClassVar[str] = "search"  # the egs.settings(...) experiment that gives it
     model: nn.Module
@@ -247,15 +249,19 @@ class EpochLoop(ABC):
             state = load_checkpoint(self.dir / "checkpoint.pt", self.device)
             for name, obj in self.stateful.items():
                 obj.load_state_dict(state[name])
+            self.run_id = state["run_id"]
             self.epoch, self.step, self.elapsed = state["epoch"], state["step"], state["elapsed"]
             self.sums = dict(state["sums"]) if main else {}  # epoch sums so far, counted once
             self.log.truncate(state["metrics_lines"])
         else:
             if self.dist.rank:  # each rank its own dropout / drop-path masks
                 torch.manual_seed(self.cfg.seed + 7919 * self.dist.rank)
+            self.run_id = distributed.broadcast_object(uuid.uuid4().hex[:16], self.dist)
             self.log.truncate(0)
             if main:
                 write_json(self.dir / "config.json", self.record)
+                write_json(self.dir / "run.json", {"run_id": self.run_id, "kind": self.label,
+                                                   "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
         self._started = True
 
     def where(self) -> str:
@@ -278,8 +284,8 @@ class EpochLoop(ABC):
     def checkpoint(self) -> None:
         """Every rank takes part (RNG states are gathered); rank 0 writes."""
         state = {name: obj.state_dict() for name, obj in self.stateful.items()}
-        state.update(epoch=self.epoch, step=self.step, elapsed=self.elapsed, sums=self.global_sums(),
-                     metrics_lines=self.log.lines)
+        state.update(run_id=self.run_id, epoch=self.epoch, step=self.step, elapsed=self.elapsed,
+                     sums=self.global_sums(), metrics_lines=self.log.lines)
         if self.dist.main:
             save_checkpoint(self.dir / "checkpoint.pt", state)
 

@@ -1,9 +1,10 @@
 """Candidate operations o_k of the two search spaces (Chang et al., 2019, Sec. 3.1 and Sec. 4).
 
 Every edge ``e(i, j)`` of a cell carries K candidate operations; its binary code ``a(i, j)``
-switches any subset of them on (Eq. 1-2). This module holds, per search space, the ordered
-registry of operation names and, for the convolutional space, the modules themselves and their
-analytic cost (used for the efficiency credit ``l`` of Eq. 5).
+switches any subset of them on (Eq. 1-2). The ordered op names of each space live in
+:mod:`egs.space`; this module holds the built-in modules, their analytic cost (used for the
+efficiency credit ``l`` of Eq. 5), and :func:`build_op` / :func:`activation`, which also serve the
+ops of spaces declared with :func:`egs.space.declare_space`.
 
 * ``CONV_OPS`` (CIFAR-10, K = 8) uses DARTS's names and order, so DARTS genotypes read directly.
   Convolutions follow the ReLU-Conv-BN order; separable convolutions are applied twice. The layer
@@ -24,35 +25,13 @@ import torch.nn.functional as F
 
 from egs.checks import check_int
 from egs.errors import EGSError
+from egs.space import CONV_OPS, RNN_OPS, ZERO, SearchSpace, check_op, get_space, space_ops  # noqa: F401 (re-exported)
 
-ZERO = "none"
-"""Name of the zero operation in every space; it contributes nothing and is never executed sparsely."""
-
-CONV_OPS: tuple[str, ...] = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
-                             "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
-RNN_OPS: tuple[str, ...] = ("none", "tanh", "relu", "sigmoid", "identity")
-OPS_BY_SPACE: dict[str, tuple[str, ...]] = {"conv": CONV_OPS, "rnn": RNN_OPS}
 
 
 def is_zero(name: str) -> bool:
     """True for the zero operation ("none")."""
     return name == ZERO
-
-
-def space_ops(space: str) -> tuple[str, ...]:
-    """The ordered operation names of search space ``space`` ("conv" or "rnn")."""
-    try:
-        return OPS_BY_SPACE[space]
-    except (KeyError, TypeError):
-        raise EGSError(f"unknown search space {space!r}: use one of {sorted(OPS_BY_SPACE)}.") from None
-
-
-def check_op(name: object, space: str) -> str:
-    """Return ``name`` if it is an operation of ``space``; otherwise raise one clear EGSError."""
-    ops = space_ops(space)
-    if not isinstance(name, str) or name not in ops:
-        raise EGSError(f"unknown {space} operation {name!r}: valid names are {', '.join(ops)}.")
-    return name
 
 
 def _check_stride(stride: object) -> int:
@@ -204,6 +183,15 @@ def make_conv_op(name: str, C: int, stride: int, affine: bool, search: bool = Fa
     return nn.Sequential(pool, nn.BatchNorm2d(C, affine=False)) if search else pool
 
 
+def build_op(space: SearchSpace | str, name: str, C: int, stride: int, affine: bool, search: bool = False) -> nn.Module:
+    """Op ``name`` of conv-family ``space`` on C channels at ``stride``: a declared builder, else built in."""
+    space = get_space(space)
+    check_op(name, space)
+    if name in space.builders:
+        return space.builders[name](C, _check_stride(stride), affine)
+    return make_conv_op(name, C, stride, affine, search)
+
+
 def _out_size(n: int, spec: _ConvSpec, stride: int) -> int:
     """Spatial output size of the op's first (strided) layer: floor((n + 2p - d(k-1) - 1) / s) + 1."""
     return (n + 2 * spec.padding - spec.dilation * (spec.kernel - 1) - 1) // stride + 1
@@ -266,3 +254,10 @@ assert tuple(_RNN_ACTIVATIONS) == RNN_OPS
 def rnn_activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """The activation function of recurrent-space op ``name`` ("none" maps to zeros)."""
     return _RNN_ACTIVATIONS[check_op(name, "rnn")]
+
+
+def activation(space: SearchSpace | str, name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The activation of op ``name`` of rnn-family ``space``: a declared one, else built in."""
+    space = get_space(space)
+    check_op(name, space)
+    return space.activations[name] if name in space.activations else rnn_activation(name)

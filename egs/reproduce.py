@@ -71,12 +71,13 @@ STEPS = (
          tables=("01_fig1_codes.csv", "01_prop2_inclusion.csv", "01_prop3_num_codes.csv", "01_num_active_ops.csv"),
          figures=_files(("fig1_gumbel_vs_ensemble", "prop2_inclusion_probability", "num_active_ops_K8"), "png", "pdf")),
     Step("02_cifar10_search", outputs={"genotype_out": _GENOTYPE}, runs={"run_dir": "runs/02_search"},
-         tables=("02_search_summary.csv",), files=("runs/02_search/summary.json",), experiment="search",
+         tables=("02_search_summary.csv",), files=("runs/02_search/figure3/summary.json",), experiment="search",
          figures=_files(("02_search_curves", "02_p_evolution"), "png", "pdf")
-         + _files(("fig3a_normal_cell", "fig3b_reduction_cell"), "png", "svg")),
+         + _files(("fig3a_normal_cell", "fig3b_reduction_cell", "02_normal_cell_searched",
+                   "02_reduction_cell_searched"), "png", "svg")),
     Step("03_cifar10_evaluation", needs=("02_cifar10_search",),
-         inputs={"genotype": _GENOTYPE, "search_summary": "runs/02_search/summary.json"},
-         runs={"run_root": "runs/03_eval"}, tables=_files(("table1_cifar10",), "md", "csv"),
+         inputs={"genotype": _GENOTYPE}, runs={"run_root": "runs/03_eval", "search_root": "runs/02_search"},
+         tables=_files(("table1_cifar10",), "md", "csv"),
          figures=_files(("03_eval_curves",), "png", "pdf"), experiment="train_cifar"),
     Step("04_imagenet_transfer", needs=("02_cifar10_search",), inputs={"genotype": _GENOTYPE},
          runs={"run_root": "runs/04_imagenet"}, tables=_files(("table2_imagenet",), "md", "csv"),
@@ -88,7 +89,8 @@ STEPS = (
     Step("06_wikitext2_transfer", needs=("05_ptb",), inputs={"genotype": _RNN_GENOTYPE},
          runs={"run_root": "runs/06_wikitext2"}, tables=_files(("table4_wikitext2",), "md", "csv"),
          files=("runs/06_wikitext2/egs/summary.json",), experiment="lm_train_wikitext2"),
-    Step("07_ablation_M", runs={"run_root": "runs/07_ablation_M"}, tables=_files(("table5_ablation_M",), "md", "csv"),
+    Step("07_ablation_M", runs={"run_root": "runs/07_ablation_M"},
+         tables=_files(("table5_ablation_M",), "md", "csv") + ("07_rule_sizes.csv",),
          figures=_files(("table5_ablation_M",), "png", "pdf"), experiment="ablation_search"),
 )
 STEP = {s.name: s for s in STEPS}

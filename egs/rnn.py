@@ -10,15 +10,18 @@ Every node j = 1..8 has one matrix W_j (nhid -> 2 nhid) shared by all its incomi
 (i -> j) with activation f computes the highway term ``s_i + sigmoid(c) * (f(h) - s_i)``,
 (c, h) = split(s_i W_j). Every edge i < j (E = 1 + 2 + ... + 8 = 36) carries a code over
 ``RNN_OPS``; only active (edge, activation) pairs are computed ("none" adds nothing), each term is
-multiplied by its straight-through code value, an edge averages its active terms (as our conv
-cells do, :mod:`egs.cnn`), and node j averages its active incoming edges. h_t = mean of the
-``concat`` nodes (1..8).
+multiplied by its straight-through code value, an edge averages its active terms, and node j
+averages its active incoming edges (see the decision below). h_t = mean of the ``concat`` nodes (1..8).
 
-Decision (node averaging): Eq. 1-2 sum a node's incoming edges. In the recurrent cell each highway
-term has the scale of its source state, so a sum over up to 8 edges grows like 2^j across nodes and
-again through time: a random dense cell's language model produced NaN on its first step (measured,
-embedding 128, 35 steps). Averaging keeps every node a convex-like mix of its sources; a DARTS cell
-(one edge per node) is unchanged, so DARTS equivalence and parameter counts hold.
+Decision (averaging, in search and evaluation): Eq. 1-2 sum the terms of an edge and the edges into a
+node, and the conv evaluation cells do (:mod:`egs.cnn`). In the recurrent cell each highway term has the
+scale of its source state, so a sum over several terms grows from node to node and again through time:
+a random cell of the node rule (M = 4, 28 activations on 17 edges) whose evaluation cell summed gave NaN
+losses within its first 50 steps at the ``cpu`` training setting (3 of 3 random cells, measured), and
+a random dense cell's search supernet NaN on its first step; averaged, the same cells train normally
+(validation perplexity 589 after one epoch against DARTS_V2's 608). Recurrent cells therefore average
+both in search and in evaluation (``EVAL_AVERAGE``; ``RNNModel(..., average=False)`` sums). A DARTS
+cell (one edge per node) is the same either way, so DARTS equivalence and parameter counts hold.
 
 Decision (the paper is silent, as for conv cells): a node with no active input edge is zero and is
 *absent*: edges leaving it are not computed and it adds zeros to the output mean (whose divisor stays
@@ -40,22 +43,23 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from egs.checks import check_int, check_rate
 from egs.errors import EGSError
-from egs.genotype import CellGenotype, Edge, Genotype
-from egs.ops import RNN_OPS, ZERO, rnn_activation
-from egs.checks import check_int, check_lam, check_M, check_rate, check_tau
-from egs.sampler import derivation_codes, ensemble_gumbel_softmax, most_probable_code
+from egs.genotype import Genotype
+from egs.ops import activation
+from egs.space import RNN, ZERO, Edge, SearchSpace, get_space
+from egs.supernet import EGSSupernet, active_ops
 
 N_NODES = 9          # node 0 + 8 intermediate nodes (the paper's n = 12 adds x_t, h_{t-1}, h_t)
 _DROPOUT_FIX = "DARTS PTB: dropout 0.75, dropouth 0.25, dropoutx 0.75, dropouti 0.2, dropoute 0.1"
 INITRANGE = 0.04     # DARTS's uniform initialisation range for W0, W_j and the embedding
-OP_INDEX = {name: k for k, name in enumerate(RNN_OPS)}
+EVAL_AVERAGE = True  # evaluation cells average too: summing is unstable (module docstring, "Decision")
 Plan = list[tuple[list[int], list[tuple[str, torch.Tensor | None, torch.Tensor | None]]]]
 
 
 def rnn_edges(n_nodes: int = N_NODES) -> list[Edge]:
     """All edges (i, j), 0 <= i < j, j = 1..n_nodes-1, by target then source (DARTS's row order)."""
-    return [(i, j) for j in range(1, n_nodes) for i in range(j)]
+    return RNN.edges(n_nodes)
 
 
 def _mask(like: torch.Tensor, shape: tuple[int, ...], p: float) -> torch.Tensor:
@@ -84,15 +88,19 @@ class RNNCell(nn.Module):
 
     def __init__(self, ninp: int, nhid: int, edge_ops: Mapping[Edge, Sequence[str]],
                  concat: Sequence[int], n_nodes: int = N_NODES, batch_norm: bool = False,
-                 dropouth: float = 0.25, dropoutx: float = 0.75) -> None:
+                 dropouth: float = 0.25, dropoutx: float = 0.75, space: SearchSpace | str = "rnn",
+                 average: bool = True) -> None:
         super().__init__()
         self.ninp, self.nhid = check_int(ninp, "ninp"), check_int(nhid, "nhid")
         self.n_nodes = check_int(n_nodes, "n_nodes", 2)
         self.dropouth = check_rate(dropouth, "dropouth", _DROPOUT_FIX)
         self.dropoutx = check_rate(dropoutx, "dropoutx", _DROPOUT_FIX)
-        self.concat = tuple(concat)
-        self.edges = rnn_edges(n_nodes)
-        self.edge_ops = [tuple(op for op in RNN_OPS if op != ZERO and op in edge_ops.get(e, ()))
+        self.concat, self.average = tuple(concat), average
+        self.space = get_space(space)
+        self.index = {name: k for k, name in enumerate(self.space.ops)}
+        self.activations = {name: activation(self.space, name) for name in self.space.ops if name != ZERO}
+        self.edges = self.space.edges(n_nodes)
+        self.edge_ops = [tuple(op for op in self.space.ops if op != ZERO and op in edge_ops.get(e, ()))
                          for e in self.edges]
         fed = sorted({j for (_, j), ops in zip(self.edges, self.edge_ops) if ops})
         self.W0 = _uniform(ninp + nhid, 2 * nhid)
@@ -102,8 +110,9 @@ class RNNCell(nn.Module):
     def plan(self, weights: torch.Tensor | None, active: Sequence[Sequence[str]] | None) -> Plan:
         """Per node j = 1.., its present sources and, per activation, (name, source rows, scales).
 
-        Scales are code value / number of active ops of the edge (None: all ones). Built once per
-        forward pass: the code is the same at every time step.
+        Scales are the code value, divided (``average``) by the number of active ops of the edge and
+        of active edges into the node (None: all ones). Built once per forward pass: the code is the
+        same at every time step.
         """
         if active is None:
             active = self.edge_ops
@@ -123,19 +132,19 @@ class RNNCell(nn.Module):
                     rows, es, inv = groups.setdefault(name, ([], [], []))
                     rows.append(len(sources))
                     es.append(e)
-                    inv.append(1.0 / len(names))
+                    inv.append(1.0 / len(names) if self.average else 1.0)
                 if names:
                     sources.append(i)
                 e += 1
-            for _, _, inv in groups.values():  # a node averages its active incoming edges
+            for _, _, inv in groups.values() if self.average else ():  # a node averages its incoming edges
                 inv[:] = [v / len(sources) for v in inv]
             node = []
-            for name in sorted(groups, key=OP_INDEX.__getitem__):
+            for name in sorted(groups, key=self.index.__getitem__):
                 rows, es, inv = groups[name]
                 idx = None if rows == list(range(len(sources))) else torch.tensor(rows, device=dev)
                 scale = None
                 if weights is not None:
-                    scale = weights[torch.tensor(es, device=dev), OP_INDEX[name]] * torch.tensor(inv, device=dev)
+                    scale = weights[torch.tensor(es, device=dev), self.index[name]] * torch.tensor(inv, device=dev)
                 elif any(v != 1.0 for v in inv):
                     scale = torch.tensor(inv, device=dev)
                 node.append((name, idx, scale))
@@ -160,7 +169,7 @@ class RNNCell(nn.Module):
             node = None
             for name, idx, scale in groups:
                 s_i, c_i, h_i = (S, c, h) if idx is None else (S[idx], c[idx], h[idx])
-                term = s_i + c_i * (rnn_activation(name)(h_i) - s_i)
+                term = s_i + c_i * (self.activations[name](h_i) - s_i)
                 term = (term if scale is None else term * scale.view(-1, 1, 1)).sum(0)
                 node = term if node is None else node + term
             states.append(node if self.bn is None else self.bn(node))
@@ -201,7 +210,7 @@ class RNNModel(nn.Module):
     def __init__(self, ntoken: int, ninp: int, nhid: int, genotype: Genotype | None = None, *,
                  dropout: float = 0.75, dropouth: float = 0.25, dropoutx: float = 0.75,
                  dropouti: float = 0.2, dropoute: float = 0.1, batch_norm: bool | None = None,
-                 n_nodes: int = N_NODES) -> None:
+                 n_nodes: int | None = None, space: SearchSpace | str = "rnn", average: bool | None = None) -> None:
         super().__init__()
         self.ntoken, self.ninp, self.nhid = (check_int(v, name) for v, name in ((ntoken, "ntoken"), (ninp, "ninp"),
                                                                                 (nhid, "nhid")))
@@ -211,10 +220,12 @@ class RNNModel(nn.Module):
         self.dropout, self.dropouti, self.dropoute = (check_rate(v, name, _DROPOUT_FIX) for v, name in (
             (dropout, "dropout"), (dropouti, "dropouti"), (dropoute, "dropoute")))
         if genotype is None:
-            n_nodes = check_int(n_nodes, "n_nodes", 2)
-            edge_ops: Mapping[Edge, Sequence[str]] = {e: RNN_OPS for e in rnn_edges(n_nodes)}
-            concat: Sequence[int] = range(1, n_nodes)
-        elif isinstance(genotype, Genotype) and genotype.space == "rnn":
+            space = get_space(space)
+            n_nodes = check_int(space.n_nodes if n_nodes is None else n_nodes, "n_nodes", 2)
+            edge_ops: Mapping[Edge, Sequence[str]] = {e: space.ops for e in space.edges(n_nodes)}
+            concat: Sequence[int] = space.concat(n_nodes)
+        elif isinstance(genotype, Genotype) and get_space(genotype.space).family == "rnn":
+            space = get_space(genotype.space)
             n_nodes, edge_ops, concat = genotype.normal.n_nodes, genotype.normal.edges, genotype.normal.concat
         else:
             what = genotype.space if isinstance(genotype, Genotype) else type(genotype).__name__
@@ -222,8 +233,9 @@ class RNNModel(nn.Module):
                            "egs.genotype.DARTS_V2_RNN, or None for the search cell.")
         self.search = genotype is None
         bn = self.search if batch_norm is None else bool(batch_norm)
+        average = (EVAL_AVERAGE or self.search) if average is None else average
         self.encoder = nn.Embedding(ntoken, ninp)
-        self.cell = RNNCell(ninp, nhid, edge_ops, concat, n_nodes, bn, dropouth, dropoutx)
+        self.cell = RNNCell(ninp, nhid, edge_ops, concat, n_nodes, bn, dropouth, dropoutx, space, average)
         self.decoder = nn.Linear(nhid, ntoken)
         self.decoder.weight = self.encoder.weight
         nn.init.uniform_(self.encoder.weight, -INITRANGE, INITRANGE)
@@ -259,93 +271,40 @@ class RNNModel(nn.Module):
         return (logits if return_logits else F.log_softmax(logits, -1)), hidden
 
 
-def active_ops(codes: torch.Tensor) -> list[list[str]]:
-    """Names of the non-zero activations whose bit is set, per edge, from (E, 5) codes (one host sync)."""
-    bits = (codes.detach() > 0.5).cpu().tolist()
-    return [[RNN_OPS[k] for k, on in enumerate(row) if on and RNN_OPS[k] != ZERO] for row in bits]
+class RNNSupernet(EGSSupernet):
+    """EGS search over the recurrent cell: logits ``alpha_normal`` (E = 36, K = 5), sparse sampled cells.
 
-
-def codes_to_cell(codes: torch.Tensor, n_nodes: int = N_NODES) -> CellGenotype:
-    """The recurrent cell genotype that binary codes (E, 5) describe (h_t = mean of nodes 1..n-1)."""
-    edges = rnn_edges(n_nodes)
-    if tuple(codes.shape) != (len(edges), len(RNN_OPS)):
-        raise EGSError(f"codes of shape {tuple(codes.shape)} do not fit a {n_nodes}-node recurrent cell; "
-                       f"expected ({len(edges)}, {len(RNN_OPS)}).")
-    return CellGenotype("rnn", n_nodes, dict(zip(edges, active_ops(codes))), tuple(range(1, n_nodes)))
-
-
-class RNNSupernet(nn.Module):
-    """EGS search over the recurrent cell: logits ``alpha`` (E = 36, K = 5), sparse sampled cells.
-
-    ``p = lam * softmax(alpha) + (1 - lam) * l`` (Eq. 5). Decision: the paper gives no resource
-    cost for activations, so for the recurrent space lam = 1 by default and the efficiency credit l
-    is uniform (1/5) unless ``credit`` ((E, 5) or (5,), rows summing to 1) is given. One code per
-    edge is sampled per step (one batched sampler call) and shared by all time steps of the batch.
-    Dropout defaults are DARTS's search settings (rnn/train_search.py: dropoute 0).
+    ``p = lam * h + (1 - lam) * l`` (Eq. 5). Decision: the paper gives no resource cost for
+    activations, so for the recurrent space lam = 1 by default and the efficiency credit l is uniform
+    (1/5) unless ``credit`` ((E, 5) or (5,), rows summing to 1) is given. One code per edge is
+    sampled per step (one batched sampler call) and shared by all time steps of the batch. Dropout
+    defaults are DARTS's search settings (rnn/train_search.py: dropoute 0).
     """
 
     def __init__(self, ntoken: int, ninp: int, nhid: int, M: int = 4, lam: float = 1.0,
-                 tau: float = 1.0, credit: torch.Tensor | None = None, n_nodes: int = N_NODES, *,
+                 tau: float = 1.0, credit: torch.Tensor | None = None, n_nodes: int | None = None, *,
                  dropout: float = 0.75, dropouth: float = 0.25, dropoutx: float = 0.75,
-                 dropouti: float = 0.2, dropoute: float = 0.0, batch_norm: bool = True) -> None:
-        super().__init__()
-        self.M, self.tau, self.lam = check_M(M), check_tau(tau), check_lam(lam, "lambda")
+                 dropouti: float = 0.2, dropoute: float = 0.0, batch_norm: bool = True,
+                 space: SearchSpace | str = "rnn", effectiveness: str = "softmax") -> None:
+        space = get_space(space)
+        if space.family != "rnn":
+            raise EGSError(f"RNNSupernet builds recurrent cells; space {space.name!r} is a {space.family} space.")
+        super().__init__(space, n_nodes, M, lam, tau, None if credit is None else {"normal": credit}, effectiveness)
         self.net = RNNModel(ntoken, ninp, nhid, None, dropout=dropout, dropouth=dropouth, dropoutx=dropoutx,
-                            dropouti=dropouti, dropoute=dropoute, batch_norm=batch_norm, n_nodes=n_nodes)
-        self.n_nodes = self.net.cell.n_nodes
-        E, K = len(rnn_edges(self.n_nodes)), len(RNN_OPS)
-        self.alpha = nn.Parameter(1e-3 * torch.randn(E, K))
-        self.register_buffer("credit", self._credit(credit, E, K))
-
-    @staticmethod
-    def _credit(credit: object, E: int, K: int) -> torch.Tensor:
-        if credit is None:
-            return torch.full((E, K), 1.0 / K)
-        if not isinstance(credit, torch.Tensor) or tuple(credit.shape) not in ((E, K), (K,)):
-            shape = tuple(credit.shape) if isinstance(credit, torch.Tensor) else type(credit).__name__
-            raise EGSError(f"credit must be a tensor of shape ({E}, {K}) or ({K},), got {shape}.")
-        c = credit.detach().float().expand(E, K).clone()
-        sums_to_one = bool(((c.sum(-1) - 1).abs() < 1e-5).all())
-        if not bool(torch.isfinite(c).all()) or bool((c < 0).any()) or not sums_to_one:
-            raise EGSError("credit rows must be finite, non-negative and sum to 1 (a distribution over RNN_OPS).")
-        return c
-
-    def arch_parameters(self) -> list[nn.Parameter]:
-        return [self.alpha]
-
-    def weight_parameters(self) -> list[nn.Parameter]:
-        return list(self.net.parameters())
+                            dropouti=dropouti, dropoute=dropoute, batch_norm=batch_norm, n_nodes=self.n_nodes,
+                            space=space)
 
     def init_hidden(self, batch_size: int) -> torch.Tensor:
         return self.net.init_hidden(batch_size)
 
-    def probabilities(self) -> torch.Tensor:
-        """p = lam * softmax(alpha) + (1 - lam) * l, (E, 5) (Eq. 3-5)."""
-        return self.lam * torch.softmax(self.alpha, -1) + (1 - self.lam) * self.credit
-
-    def log_probabilities(self) -> torch.Tensor:
-        return torch.log_softmax(self.alpha, -1) if self.lam == 1.0 else self.probabilities().log()
-
-    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Straight-through EGS codes (E, 5): one batched sampler call (Definition 1)."""
-        return ensemble_gumbel_softmax(self.log_probabilities(), self.M, self.tau, hard=True, generator=generator)
-
-    def forward(self, inputs: torch.Tensor, hidden: torch.Tensor, codes: torch.Tensor | None = None,
+    def forward(self, inputs: torch.Tensor, hidden: torch.Tensor, codes: Mapping[str, torch.Tensor] | None = None,
                 generator: torch.Generator | None = None,
                 return_logits: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Sparse forward pass (only the active activations run); codes sampled if None."""
         codes = self.sample(generator) if codes is None else codes
-        if not isinstance(codes, torch.Tensor) or tuple(codes.shape) != tuple(self.alpha.shape):
-            shape = tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__
-            raise EGSError(f"codes must have shape {tuple(self.alpha.shape)} (one code per edge), got {shape}.")
-        return self.net(inputs, hidden, weights=codes, active=active_ops(codes), return_logits=return_logits)
-
-    @torch.no_grad()
-    def most_probable_codes(self) -> torch.Tensor:
-        """The most probable code (E, 5) of every edge under p (exact, from the code distribution)."""
-        return most_probable_code(self.probabilities(), self.M)
-
-    @torch.no_grad()
-    def derive(self, method: str = "most_probable", generator: torch.Generator | None = None) -> Genotype:
-        """The recurrent genotype read from p: each edge's most probable code (exact), or a sample."""
-        return Genotype(codes_to_cell(derivation_codes(self, method, generator), self.n_nodes))
+        shape = tuple(self.alpha_normal.shape)
+        code = codes.get("normal") if isinstance(codes, Mapping) else None
+        if not isinstance(code, torch.Tensor) or tuple(code.shape) != shape:
+            got = tuple(code.shape) if isinstance(code, torch.Tensor) else type(codes).__name__
+            raise EGSError(f"codes must be {{'normal': tensor of shape {shape}}} (one code per edge), got {got}.")
+        return self.net(inputs, hidden, weights=code, active=active_ops(code, self.space), return_logits=return_logits)

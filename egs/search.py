@@ -17,6 +17,7 @@ that all ranks sampled the same codes from the same logits (every epoch, that al
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -40,10 +41,11 @@ EVAL_SIZE = {"C": 36, "layers": 20}  # the paper's CIFAR-10 evaluation network (
 
 
 def build_data(cfg: SearchSettings, device: torch.device, root=None,
-               shard: tuple[int, int] = (0, 1)) -> tuple[TensorBatches, TensorBatches, TensorBatches]:
-    """Search-train, search-val and architecture-step batches from the 50/50 split of the CIFAR-10
-    training set. The architecture-step batches (``bilevel`` mode) are search-val in full batches,
-    sharded like the training batches; search-val itself is dealt in whole batches to the ranks."""
+               shard: tuple[int, int] = (0, 1)) -> tuple[TensorBatches, TensorBatches, TensorBatches, TensorBatches]:
+    """Search-train, search-val, architecture-step and ``select`` batches from the 50/50 split of the
+    CIFAR-10 training set. The architecture-step batches (``bilevel`` mode) are search-val in full
+    batches, sharded like the training batches; search-val itself is dealt in whole batches to the
+    ranks, and so are the first ``select_batches`` batches of it that the ``select`` rule scores on."""
     images, labels = load_cifar10(train=True, root=root)
     train_idx, val_idx = search_split(len(images), cfg.seed)
     if cfg.train_size:
@@ -56,13 +58,16 @@ def build_data(cfg: SearchSettings, device: torch.device, root=None,
     val = TensorBatches(images[val_idx], labels[val_idx], cfg.batch_size, augment=False, drop_last=False,
                         deal=shard, **kw)
     arch = TensorBatches(images[val_idx], labels[val_idx], cfg.batch_size, augment=False, shard=shard, **kw)
-    return train, val, arch
+    first = val_idx[: cfg.select_batches * cfg.batch_size]
+    select = TensorBatches(images[first], labels[first], cfg.batch_size, augment=False, drop_last=False, deal=shard, **kw)
+    return train, val, arch, select
 
 
 def build_model(cfg: SearchSettings, device: torch.device) -> Supernet:
     torch.manual_seed(cfg.seed)
     return Supernet(cfg.C, 10, cfg.layers, M=cfg.M, lam=cfg.lam, tau=cfg.tau_start, cost=cfg.cost,
-                    credit_beta=cfg.credit_beta, image_size=cfg.image_size).to(device)
+                    credit_beta=cfg.credit_beta, image_size=cfg.image_size, space=cfg.space,
+                    effectiveness=cfg.effectiveness).to(device)
 
 
 @torch.no_grad()
@@ -92,7 +97,7 @@ class Search(ArchitectureSearch):
                  data_root=None, progress: bool = True) -> None:
         super().__init__(cfg, run_dir, resume, progress)
         ctx = self.dist
-        self.train, self.val, self.arch = build_data(cfg, self.device, data_root, (ctx.rank, ctx.world))
+        self.train, self.val, self.arch, self.select_val = build_data(cfg, self.device, data_root, (ctx.rank, ctx.world))
         m = build_model(cfg, self.device)
         if self.device.type == "cuda" and cfg.channels_last:
             m.to(memory_format=torch.channels_last)
@@ -111,6 +116,17 @@ class Search(ArchitectureSearch):
     def arch_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         return next(self.arch.batches(0, self.step % len(self.arch)))
 
+    @classmethod
+    def supernet_from(cls, cfg: SearchSettings, state) -> Supernet:
+        # the credits are buffers restored from the state, so the analytic metric suffices (no re-timing)
+        model = build_model(dataclasses.replace(cfg, cost="flops"), torch.device("cpu"))
+        model.load_state_dict(state)
+        return model
+
+    def score(self, codes: dict[str, torch.Tensor]) -> float:
+        """Search-val accuracy of ``codes`` on the ``select`` batches (shared weights, batch statistics)."""
+        return evaluate(self.model, self.select_val, codes, self.dist)[1]
+
     def loss(self, codes: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
         logits = self.forward(x, codes=codes)
         return F.cross_entropy(logits, y), logits
@@ -124,13 +140,14 @@ class Search(ArchitectureSearch):
 
     def end_epoch(self) -> dict[str, Any]:
         m, s = self.model, self.sums
-        genotype = m.derive("most_probable")
-        val_loss, val_acc = evaluate(m, self.val, m.most_probable_codes(), self.dist)
+        genotype, _ = self.derive(self.epoch + 1)
+        val_loss, val_acc = evaluate(m, self.val, m.genotype_codes(genotype), self.dist)
         self.save_epoch_genotype(genotype)
         record = {"train_loss": s["loss"] / s["n"], "train_acc": s["correct"] / s["n"], "val_loss": val_loss,
                   "val_acc": val_acc, "tau": m.tau, "lr": self.sched.get_last_lr()[0],
                   "sampled_active_ops": s["active"] / s["steps"],
                   "expected_active_ops": m.expected_active_ops(), "entropy": m.edge_entropy(),
+                  "entropy_h": m.edge_entropy("h"),
                   "derived_ops": {k: c.num_active_ops() for k, c in genotype.cells().items()},
                   "p": {k: p.detach().cpu().tolist() for k, p in m.probabilities().items()}}
         self.sched.step()
@@ -138,10 +155,9 @@ class Search(ArchitectureSearch):
 
     def finish(self) -> dict[str, Any]:
         """Derive the final genotype, count its parameters, and write ``summary.json``."""
-        genotype = self.model.derive("most_probable")
+        genotype, record = self.derive(self.epoch)
         epochs = [r for r in self.log.read() if r["type"] == "epoch"]
-        return self.write_results(genotype, self.cost() | {
-            "genotype": str(self.dir / "genotype.json"),
+        return self.write_results(genotype, record, self.cost() | {
             "final_val_acc": epochs[-1]["val_acc"] if epochs else math.nan,
             "params_supernet": count_parameters(self.model.net),
             "params_derived_search_size": count_parameters(Network(self.cfg.C, 10, self.cfg.layers, genotype)),
@@ -156,20 +172,25 @@ def search(cfg: SearchSettings, run_dir: str | Path, resume: bool = False, data_
     return Search(cfg, run_dir, resume=resume, data_root=data_root, progress=progress).run()
 
 
-def derive(run_dir: str | Path, method: str = "most_probable", seed: int = 0) -> Genotype:
-    """The genotype of a run's latest checkpoint, most probable or sampled."""
+def derive(run_dir: str | Path, rule: str | None = None, data_root=None) -> Genotype:
+    """The genotype of a search run's latest checkpoint under ``rule`` (default: the run's own rule),
+    conv or recurrent (one dispatch on the run's space), with its provenance. ``node`` and ``edge``
+    read only the checkpoint; ``select`` reloads the run's search-val data to score its candidates."""
+    from egs.archsearch import provenance, search_class
+    from egs.derivation import check_rule
     run_dir = Path(run_dir)
-    ckpt = run_dir / "checkpoint.pt"
-    if not ckpt.exists():
+    if not (run_dir / "checkpoint.pt").exists():
         raise EGSError(f"{run_dir} has no checkpoint.pt; pass the directory of a search run.")
     stored = json.loads((run_dir / "config.json").read_text())
-    if "corpus" in stored:  # a recurrent-cell search run
-        from egs.lm import derive_rnn
-        return derive_rnn(run_dir, method, seed)
-    cfg = SearchSettings(**stored)
-    # The credits are buffers restored from the checkpoint, so the cheap analytic metric suffices
-    # here (a latency run is not re-timed).
-    model = Supernet(cfg.C, 10, cfg.layers, M=cfg.M, lam=cfg.lam, cost="flops",
-                     credit_beta=cfg.credit_beta, image_size=cfg.image_size)
-    model.load_state_dict(load_checkpoint(ckpt)["model"])
-    return model.derive(method, torch.Generator().manual_seed(seed))
+    if "genotype" in stored or "M" not in stored:
+        raise EGSError(f"{run_dir} is a training run, not a search run; derive reads search runs.")
+    loop = search_class(stored.get("space", "conv"))
+    cfg = loop.settings_type(**stored)
+    rule = check_rule(rule or cfg.rule)
+    if rule == "select":
+        run = loop(cfg, run_dir, resume=True, data_root=data_root, progress=False)
+        return run.derive(run.epoch, rule)[0]
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    model = loop.supernet_from(cfg, state["model"])
+    return model.derive(rule).with_provenance(**{**provenance(cfg, state["run_id"], run_dir, state["epoch"]),
+                                                 "rule": rule})

@@ -1,108 +1,229 @@
-"""The EGS search supernet: architecture logits, probabilities (Eq. 3-5), sampling and derivation.
+"""EGS search supernets: the architecture half every space shares, and the conv supernet.
 
-Each cell type ("normal", "reduce") has logits ``alpha`` of shape (E, K) = (14 edges, 8 ops),
-registered parameters saved in the ``state_dict``. Per step the supernet samples one binary code
-per edge for each cell type with a single batched ensemble Gumbel-softmax call (Definition 1),
-shared by all cells of that type, and runs only the sampled ops (:mod:`egs.cnn`).
+:class:`EGSSupernet` holds, for each cell type of its search space (:mod:`egs.space`), logits
+``alpha`` of shape (E, K), registered parameters saved in the ``state_dict``, and the efficiency
+credit ``l`` as a buffer. From them it computes the probabilities of Eq. 3-5, samples one binary
+code per edge with a single batched ensemble Gumbel-softmax call per cell type (Definition 1),
+derives the final architecture with any rule of :mod:`egs.derivation`, and turns codes into
+genotypes. The conv :class:`Supernet` (CIFAR-10 cells, :mod:`egs.cnn`) and the recurrent
+:class:`egs.rnn.RNNSupernet` add only their networks and forward passes.
+
+The effectiveness credit ``h`` comes from ``alpha`` by ``softmax`` (DARTS) or, as in the authors'
+released code, by ``relu`` normalisation ``h = relu(alpha) / sum relu(alpha)`` (logits then start
+at 1 + noise, the authors' initialisation, so that no op starts at zero probability).
 """
 from __future__ import annotations
 
+from typing import Any, Callable, Mapping
+
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-from egs.cnn import N_NODES, Network, active_ops, cell_edges, codes_to_cell
-from egs.credits import credit_from_cost, edge_costs
+from egs.checks import check_choice, check_lam, check_M, check_tau
+from egs.derivation import check_rule, edge_codes, node_codes, select
 from egs.errors import EGSError
-from egs.genotype import Genotype
-from egs.ops import CONV_OPS, ZERO
-from egs.checks import check_lam, check_M, check_tau
-from egs.sampler import derivation_codes, ensemble_gumbel_softmax, most_probable_code
+from egs.genotype import CellGenotype, Genotype
+from egs.sampler import ensemble_gumbel_softmax
+from egs.space import ZERO, SearchSpace, get_space
 
-CELL_TYPES = ("normal", "reduce")
+EFFECTIVENESS = ("softmax", "relu")
+_TINY = 1e-12  # floor of p before its log: a relu credit can make p exactly zero
 
 
-class Supernet(nn.Module):
-    """Search network with EGS-sampled sparse cells.
+def active_ops(codes: torch.Tensor, space: SearchSpace) -> list[list[str]]:
+    """Names of the non-zero ops whose bit is set, per edge, from (E, K) codes (one host sync)."""
+    bits = (codes.detach() > 0.5).cpu().tolist()
+    return [[space.ops[k] for k, on in enumerate(row) if on and space.ops[k] != ZERO] for row in bits]
+
+
+def codes_to_cell(codes: torch.Tensor, space: SearchSpace | str, n_nodes: int) -> CellGenotype:
+    """The cell genotype that binary codes (E, K) describe (the output combines every intermediate node)."""
+    space = get_space(space)
+    edges = space.edges(n_nodes)
+    if tuple(codes.shape) != (len(edges), space.K):
+        raise EGSError(f"codes of shape {tuple(codes.shape)} do not fit a {n_nodes}-node {space.name} cell; "
+                       f"expected ({len(edges)}, {space.K}).")
+    return CellGenotype(space.name, n_nodes, dict(zip(edges, active_ops(codes, space))), space.concat(n_nodes))
+
+
+class EGSSupernet(nn.Module):
+    """Architecture logits, probabilities (Eq. 3-5), sampling (Definition 1) and derivation of a space.
 
     Args:
-        C, num_classes, layers: DARTS's search network sizes (paper: 16, 10, 8).
-        M: ensemble size of the sampler (paper: 7 for CIFAR-10, 4 also reported).
-        lam: weight of the effectiveness credit in ``p = lam * h + (1 - lam) * l`` (Eq. 5;
-            paper 0.5; 1 switches the resource term off).
-        cost, credit_beta, image_size: how the efficiency credit ``l`` is computed (:mod:`egs.credits`).
+        space: the search space (name or :class:`egs.space.SearchSpace`).
+        n_nodes: numbered nodes of its cells (None: the space's).
+        M: ensemble size of the sampler (paper: 7 for CIFAR-10, 4 for PTB).
+        lam: weight of the effectiveness credit in ``p = lam * h + (1 - lam) * l`` (Eq. 5).
+        tau: temperature of each Gumbel-softmax draw (the search loop sets it every epoch).
+        credits: the efficiency credit ``l`` per cell type, (E, K) rows summing to 1 (None: uniform).
+        effectiveness: how ``alpha`` becomes ``h``: "softmax" or "relu" (module docstring).
     """
 
-    def __init__(self, C: int, num_classes: int, layers: int, M: int, lam: float = 0.5,
-                 tau: float = 1.0, cost: str = "flops", credit_beta: float = 1.0,
-                 image_size: int = 32, n_nodes: int = N_NODES) -> None:
+    def __init__(self, space: SearchSpace | str, n_nodes: int | None, M: int, lam: float, tau: float,
+                 credits: Mapping[str, torch.Tensor] | None = None, effectiveness: str = "softmax") -> None:
         super().__init__()
-        self.M, self.tau, self.lam, self.n_nodes = check_M(M), check_tau(tau), check_lam(lam, "lambda"), n_nodes
-        self.net = Network(C, num_classes, layers, genotype=None, n_nodes=n_nodes)
-        E, K = len(cell_edges(n_nodes)), len(CONV_OPS)
-        self.alpha_normal = nn.Parameter(1e-3 * torch.randn(E, K))
-        self.alpha_reduce = nn.Parameter(1e-3 * torch.randn(E, K))
-        for kind, c in edge_costs(self.net, cost, image_size).items():
-            self.register_buffer(f"credit_{kind}", credit_from_cost(c, credit_beta).float())
+        self.space = get_space(space)
+        self.n_nodes = self.space.n_nodes if n_nodes is None else n_nodes
+        self.M, self.tau, self.lam = check_M(M), check_tau(tau), check_lam(lam, "lambda")
+        self.effectiveness = check_choice(effectiveness, "effectiveness", EFFECTIVENESS)
+        E, K = len(self.space.edges(self.n_nodes)), self.space.K
+        for kind in self.space.cell_types:
+            start = 1.0 if self.effectiveness == "relu" else 0.0  # the authors' relu logits start at 1
+            self.register_parameter(f"alpha_{kind}", nn.Parameter(start + 1e-3 * torch.randn(E, K)))
+            credit = None if credits is None else credits[kind]
+            self.register_buffer(f"credit_{kind}", _check_credit(credit, E, K))
 
+    # ------------------------------------------------------------------ parameters and probabilities
     def alphas(self) -> dict[str, nn.Parameter]:
-        return {"normal": self.alpha_normal, "reduce": self.alpha_reduce}
+        return {kind: getattr(self, f"alpha_{kind}") for kind in self.space.cell_types}
+
+    def credits(self) -> dict[str, torch.Tensor]:
+        return {kind: getattr(self, f"credit_{kind}") for kind in self.space.cell_types}
 
     def arch_parameters(self) -> list[nn.Parameter]:
-        return [self.alpha_normal, self.alpha_reduce]
+        return list(self.alphas().values())
 
     def weight_parameters(self) -> list[nn.Parameter]:
-        return list(self.net.parameters())
+        arch = {id(a) for a in self.arch_parameters()}
+        return [p for p in self.parameters() if id(p) not in arch]
+
+    def effectiveness_credits(self) -> dict[str, torch.Tensor]:
+        """``h`` per cell type: softmax(alpha), or relu(alpha) normalised per edge."""
+        if self.effectiveness == "softmax":
+            return {kind: torch.softmax(a, -1) for kind, a in self.alphas().items()}
+        return {kind: (r := F.relu(a)) / r.sum(-1, keepdim=True).clamp_min(_TINY) for kind, a in self.alphas().items()}
 
     def probabilities(self) -> dict[str, torch.Tensor]:
-        """``p = lam * softmax(alpha) + (1 - lam) * l`` per cell type, (E, K) each (Eq. 3-5)."""
-        credit = {"normal": self.credit_normal, "reduce": self.credit_reduce}
-        return {kind: self.lam * torch.softmax(a, -1) + (1 - self.lam) * credit[kind]
-                for kind, a in self.alphas().items()}
+        """``p = lam * h + (1 - lam) * l`` per cell type, (E, K) each (Eq. 3-5)."""
+        credit = self.credits()
+        return {kind: self.lam * h + (1 - self.lam) * credit[kind] for kind, h in self.effectiveness_credits().items()}
 
     def log_probabilities(self) -> dict[str, torch.Tensor]:
-        if self.lam == 1.0:
+        if self.lam == 1.0 and self.effectiveness == "softmax":
             return {kind: torch.log_softmax(a, -1) for kind, a in self.alphas().items()}
-        return {kind: p.log() for kind, p in self.probabilities().items()}
+        return {kind: p.clamp_min(_TINY).log() for kind, p in self.probabilities().items()}
 
+    # ------------------------------------------------------------------ sampling and derivation
     def sample(self, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Straight-through EGS codes (E, K) per cell type: one batched sampler call each."""
         return {kind: ensemble_gumbel_softmax(logp, self.M, self.tau, hard=True, generator=generator)
                 for kind, logp in self.log_probabilities().items()}
 
+    @torch.no_grad()
+    def derivation_codes(self, rule: str = "node", generator: torch.Generator | None = None,
+                         score: Callable[[dict[str, torch.Tensor]], float] | None = None,
+                         candidates: int = 8) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+        """The codes of the final architecture under ``rule`` (:mod:`egs.derivation`), and for
+        ``select`` every candidate's record (empty otherwise). ``select`` needs ``score``."""
+        rule = check_rule(rule)
+        p = self.probabilities()
+        if rule == "node":
+            return {k: node_codes(v, self.space, self.n_nodes, self.M) for k, v in p.items()}, []
+        if rule == "edge":
+            return {k: edge_codes(v, self.M) for k, v in p.items()}, []
+        if score is None:
+            raise EGSError("rule='select' scores candidates on search-val batches with the shared weights; derive "
+                           "it from a search run (egs derive RUN --rule select) or pass score=.")
+        best, records = select(lambda: {k: c.detach() for k, c in self.sample(generator).items()}, score, candidates)
+        return records[best]["codes"], records
+
+    def derive(self, rule: str = "node", generator: torch.Generator | None = None,
+               score: Callable[[dict[str, torch.Tensor]], float] | None = None, candidates: int = 8) -> Genotype:
+        """The final architecture under ``rule`` ("node", "select" or "edge"), as a genotype."""
+        return self.codes_to_genotype(self.derivation_codes(rule, generator, score, candidates)[0])
+
+    def genotype_codes(self, genotype: Genotype) -> dict[str, torch.Tensor]:
+        """The binary codes (one (E, K) tensor per cell type, on the logits' device) of ``genotype``."""
+        edges = {e: k for k, e in enumerate(self.space.edges(self.n_nodes))}
+        out = {}
+        for kind, cell in genotype.cells().items():
+            if cell.space != self.space.name or cell.n_nodes != self.n_nodes:
+                raise EGSError(f"the {kind} cell is a {cell.n_nodes}-node {cell.space} cell; this supernet searches "
+                               f"{self.n_nodes}-node {self.space.name} cells.")
+            codes = torch.zeros(len(edges), self.space.K)
+            for edge, ops in cell.edges.items():
+                codes[edges[edge], [self.space.ops.index(op) for op in ops]] = 1.0
+            out[kind] = codes.to(self.alphas()[kind].device)
+        return out
+
+    def codes_to_genotype(self, codes: Mapping[str, torch.Tensor]) -> Genotype:
+        """The genotype that binary codes (one (E, K) tensor per cell type) describe."""
+        return Genotype(*(codes_to_cell(codes[kind], self.space, self.n_nodes) for kind in self.space.cell_types))
+
+    # ------------------------------------------------------------------ diagnostics and regulariser
+    @torch.no_grad()
+    def expected_active_ops(self) -> dict[str, float]:
+        """Expected number of executed (non-zero) ops per edge under p: sum_k 1 - (1 - p_k)^M."""
+        zero = self.space.ops.index(ZERO)
+        return {kind: float(torch.cat([incl[:, :zero], incl[:, zero + 1:]], 1).sum(-1).mean())
+                for kind, p in self.probabilities().items() for incl in [1 - (1 - p.double()) ** self.M]}
+
+    @torch.no_grad()
+    def edge_entropy(self, of: str = "p") -> dict[str, list[float]]:
+        """Entropy (nats) per edge of p (``of="p"``) or of the effectiveness credit h (``of="h"``)."""
+        dists = self.probabilities() if of == "p" else self.effectiveness_credits()
+        return {kind: (-(d * d.clamp_min(1e-12).log()).sum(-1)).tolist() for kind, d in dists.items()}
+
+    def arch_regularizer(self, codes: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The authors' architecture regulariser, ``sum over cell types of mean |h - c / sum c|``.
+
+        ``c`` is the code sampled for this step and ``sum c`` counts its active entries per edge,
+        "none" included, as the authors' code does (``model_search_relu.py``: the sampled code
+        divided by its sum); ``h`` is the effectiveness credit. The caller weights it (authors: 0.1)
+        and adds its gradient to the architecture update only.
+        """
+        h = self.effectiveness_credits()
+        return sum((h[k] - (c := codes[k].detach()) / c.sum(-1, keepdim=True).clamp_min(1.0)).abs().mean()
+                   for k in self.space.cell_types)
+
+
+def _check_credit(credit: object, E: int, K: int) -> torch.Tensor:
+    """An efficiency credit (E, K) or (K,) as float (E, K) rows summing to 1; None is uniform."""
+    if credit is None:
+        return torch.full((E, K), 1.0 / K)
+    if not isinstance(credit, torch.Tensor) or tuple(credit.shape) not in ((E, K), (K,)):
+        shape = tuple(credit.shape) if isinstance(credit, torch.Tensor) else type(credit).__name__
+        raise EGSError(f"credit must be a tensor of shape ({E}, {K}) or ({K},), got {shape}.")
+    c = credit.detach().float().expand(E, K).clone()
+    sums_to_one = bool(((c.sum(-1) - 1).abs() < 1e-5).all())
+    if not bool(torch.isfinite(c).all()) or bool((c < 0).any()) or not sums_to_one:
+        raise EGSError("credit rows must be finite, non-negative and sum to 1 (a distribution over the space's ops).")
+    return c
+
+
+class Supernet(EGSSupernet):
+    """The CIFAR-10 search network with EGS-sampled sparse cells (DARTS's search network).
+
+    Args:
+        C, num_classes, layers: DARTS's search network sizes (paper: 16, 10, 8).
+        M, lam, tau, effectiveness: as :class:`EGSSupernet` (paper: M = 7, lambda = 0.5).
+        cost, credit_beta, image_size: how the efficiency credit ``l`` is computed (:mod:`egs.credits`).
+        n_nodes: numbered nodes of a cell, the two inputs included (paper: 6 = 2 inputs + 4 intermediates).
+        space: a conv-family search space (default: the paper's, "conv").
+    """
+
+    def __init__(self, C: int, num_classes: int, layers: int, M: int, lam: float = 0.5, tau: float = 1.0,
+                 cost: str = "flops", credit_beta: float = 1.0, image_size: int = 32, n_nodes: int | None = None,
+                 space: SearchSpace | str = "conv", effectiveness: str = "softmax") -> None:
+        from egs.cnn import Network
+        from egs.credits import credit_from_cost, edge_costs
+        space = get_space(space)
+        if space.family != "conv":
+            raise EGSError(f"Supernet builds conv cells; space {space.name!r} is a {space.family} space.")
+        net = Network(C, num_classes, layers, genotype=None, n_nodes=n_nodes or space.n_nodes, space=space)
+        credits = {kind: credit_from_cost(c, credit_beta) for kind, c in edge_costs(net, cost, image_size).items()}
+        super().__init__(space, n_nodes, M, lam, tau, credits, effectiveness)
+        self.net = net
+
     def forward(self, x: torch.Tensor, codes: dict[str, torch.Tensor] | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """Sparse forward pass: only the ops whose code bit is set run (codes sampled if None)."""
         codes = self.sample(generator) if codes is None else codes
-        return self.net(x, weights=codes, active={kind: active_ops(c) for kind, c in codes.items()})
+        return self.net(x, weights=codes, active={kind: active_ops(c, self.space) for kind, c in codes.items()})
 
     def forward_dense(self, x: torch.Tensor) -> torch.Tensor:
         """DARTS-style dense mixed op: every op on every edge, weighted by softmax(alpha) (baseline)."""
         weights = {kind: torch.softmax(a, -1) for kind, a in self.alphas().items()}
-        every = [[name for name in CONV_OPS if name != ZERO]] * len(cell_edges(self.n_nodes))
-        return self.net(x, weights=weights, active={kind: every for kind in CELL_TYPES})
-
-    @torch.no_grad()
-    def most_probable_codes(self) -> dict[str, torch.Tensor]:
-        """The most probable code of every edge under p (exact, from the code distribution)."""
-        return {kind: most_probable_code(p, self.M) for kind, p in self.probabilities().items()}
-
-    @torch.no_grad()
-    def derive(self, method: str = "most_probable", generator: torch.Generator | None = None) -> Genotype:
-        """The final architecture read from p: its most probable code per edge, or a sampled one."""
-        codes = derivation_codes(self, method, generator)
-        return Genotype(codes_to_cell(codes["normal"], self.n_nodes), codes_to_cell(codes["reduce"], self.n_nodes))
-
-    @torch.no_grad()
-    def expected_active_ops(self) -> dict[str, float]:
-        """Expected number of executed (non-zero) ops per edge under p: sum_k 1 - (1 - p_k)^M."""
-        out = {}
-        for kind, p in self.probabilities().items():
-            incl = 1 - (1 - p.double()) ** self.M
-            out[kind] = float(incl[:, 1:].sum(-1).mean()) if CONV_OPS[0] == ZERO else float(incl.sum(-1).mean())
-        return out
-
-    @torch.no_grad()
-    def edge_entropy(self) -> dict[str, list[float]]:
-        """Entropy (nats) of p on every edge, per cell type."""
-        return {kind: (-(p * p.clamp_min(1e-12).log()).sum(-1)).tolist()
-                for kind, p in self.probabilities().items()}
+        every = [[name for name in self.space.ops if name != ZERO]] * len(self.space.edges(self.n_nodes))
+        return self.net(x, weights=weights, active={kind: every for kind in self.space.cell_types})

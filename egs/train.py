@@ -10,7 +10,6 @@ Runs use the same directory layout, checkpoints and exact resume as search (:mod
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -33,50 +32,67 @@ def build_network(genotype: Genotype, cfg: TrainSettings, num_classes: int) -> n
     return eval_network(genotype, cfg.dataset, cfg.C, cfg.layers, num_classes, auxiliary=cfg.auxiliary_weight > 0)
 
 
+DATA_SEED = 0  # which images the subsets hold: the same for every training seed (seeds vary the training only)
+
+
 def build_data(cfg: TrainSettings, device: torch.device, root=None, shard: tuple[int, int] = (0, 1)):
-    """Training and test batches: CIFAR-10 train/test sets, or ImageNet train/val folders; ``shard``
-    is ``(rank, world)`` of a data-parallel run: each rank gets its rows of every training batch and
-    every ``world``-th test batch (see :mod:`egs.distributed`)."""
+    """Training, validation and test batches: CIFAR-10 train/test sets, or ImageNet train/val folders.
+
+    ``val_size`` > 0 holds that many (class-balanced) images out of the training set for the per-epoch
+    validation; the training subset (``train_size``) is drawn from the rest, the test subset
+    (``test_size``) from the test set, all with :data:`DATA_SEED`, so every training seed sees the same
+    images. ``shard`` is ``(rank, world)`` of a data-parallel run: each rank gets its rows of every
+    training batch and every ``world``-th evaluation batch (see :mod:`egs.distributed`). Returns
+    ``(train, val or None, test)``.
+    """
     if cfg.dataset == "imagenet":
         from egs.imagenet import FolderBatches, locate_imagenet
+        if cfg.val_size:
+            raise EGSError(f"val_size={cfg.val_size}: the ImageNet pipeline holds out no validation slice; use 0.")
         folder = locate_imagenet(root)
         kw = dict(seed=cfg.seed, image_size=cfg.image_size, workers=cfg.workers, device=device)
         return (FolderBatches(folder / "train", cfg.batch_size, train=True, size=cfg.train_size, shard=shard, **kw),
-                FolderBatches(folder / "val", cfg.batch_size, train=False, size=cfg.test_size, deal=shard, **kw))
+                None, FolderBatches(folder / "val", cfg.batch_size, train=False, size=cfg.test_size, deal=shard, **kw))
     from egs.cifar import TensorBatches, load_cifar10, subset
     images, labels = load_cifar10(train=True, root=root)
-    if cfg.train_size:
-        keep = subset(torch.arange(len(images)), cfg.train_size, cfg.seed, labels=labels)
-        images, labels = images[keep], labels[keep]
+    rest = torch.arange(len(images))
+    val_idx = subset(rest, cfg.val_size, DATA_SEED + 1, labels=labels) if cfg.val_size else None
+    if val_idx is not None:
+        rest = rest[~torch.isin(rest, val_idx)]
+    train_idx = subset(rest, cfg.train_size, DATA_SEED, labels=labels) if cfg.train_size else rest
     test_images, test_labels = load_cifar10(train=False, root=root)
-    if cfg.test_size:
-        keep = subset(torch.arange(len(test_images)), cfg.test_size, cfg.seed, labels=test_labels)
-        test_images, test_labels = test_images[keep], test_labels[keep]
-    channels_last = cfg.channels_last and device.type == "cuda"
-    train = TensorBatches(images, labels, cfg.batch_size, augment=True, seed=cfg.seed, image_size=cfg.image_size,
-                          cutout=cfg.cutout, device=device, channels_last=channels_last, shard=shard)
-    test = TensorBatches(test_images, test_labels, cfg.batch_size, augment=False, seed=cfg.seed,
-                         image_size=cfg.image_size, drop_last=False, device=device, channels_last=channels_last,
-                         deal=shard)
-    return train, test
+    test_idx = subset(torch.arange(len(test_images)), cfg.test_size, DATA_SEED, labels=test_labels) \
+        if cfg.test_size else torch.arange(len(test_images))
+    kw = dict(seed=cfg.seed, image_size=cfg.image_size, device=device,
+              channels_last=cfg.channels_last and device.type == "cuda")
+    train = TensorBatches(images[train_idx], labels[train_idx], cfg.batch_size, augment=True, cutout=cfg.cutout,
+                          shard=shard, **kw)
+    evaluation = dict(augment=False, drop_last=False, deal=shard, **kw)
+    val = TensorBatches(images[val_idx], labels[val_idx], cfg.batch_size, **evaluation) if val_idx is not None else None
+    return train, val, TensorBatches(test_images[test_idx], test_labels[test_idx], cfg.batch_size, **evaluation)
 
 
-def resolve_genotype(spec: str | Path | Genotype, space: str = "conv", seed: int = 0, M: int | None = None) -> Genotype:
-    """A genotype from a JSON path, a published name (``DARTS_V1``, ``DARTS_V2``) or ``random``
-    (a random cell of the EGS search space: every edge's ops hit by M uniform draws, seeded; M
-    defaults to the paper's, 7 for conv cells and 4 for recurrent cells)."""
-    from egs import genotype as G
+def resolve_genotype(spec: str | Path | Genotype, space: str = "conv", seed: int = 0, M: int | None = None,
+                     rule: str = "node") -> Genotype:
+    """A genotype from a JSON path, a published name (:data:`egs.published.PUBLISHED`: ``DARTS_V2``,
+    ``DATA_M7``, ...; ``DARTS_V1``/``DARTS_V2`` give the recurrent cell for an rnn space) or ``random``
+    (:func:`egs.genotype.random_genotype`: ``rule`` applied to one draw from uniform p with M draws,
+    the space's paper M by default, seeded)."""
+    from egs.genotype import load_genotype, random_genotype
+    from egs.published import PUBLISHED
+    from egs.space import get_space
     if isinstance(spec, Genotype):
         return spec
-    text = str(spec)
-    if text in ("DARTS_V1", "DARTS_V2"):
-        return getattr(G, text if space == "conv" else f"{text}_RNN")
+    text, family = str(spec), get_space(space).family
+    name = f"{text}_RNN" if family == "rnn" and f"{text}_RNN" in PUBLISHED else text
+    if name in PUBLISHED:
+        return PUBLISHED[name]
     if text == "random":
-        return G.random_genotype(space, seed, M=M or (7 if space == "conv" else 4))
+        return random_genotype(space, seed, style=rule, M=M)
     if not Path(text).is_file():
         raise EGSError(f"genotype {text!r} is neither a file nor a known name; pass a genotype JSON "
-                       "path, DARTS_V1, DARTS_V2 or random.")
-    return G.load_genotype(text)
+                       f"path, one of {', '.join(PUBLISHED)}, or random.")
+    return load_genotype(text)
 
 
 def _logits(out: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -94,7 +110,7 @@ class Trainer(EpochLoop):
                  data_root=None, progress: bool = True) -> None:
         self.genotype = genotype
         super().__init__(cfg, run_dir, resume, progress, record={"genotype": genotype.to_dict()})
-        self.train, self.test = build_data(cfg, self.device, data_root, (self.dist.rank, self.dist.world))
+        self.train, self.val, self.test = build_data(cfg, self.device, data_root, (self.dist.rank, self.dist.world))
         classes = getattr(self.train, "num_classes", 10)
         torch.manual_seed(cfg.seed)
         model = build_network(genotype, cfg, classes).to(self.device)
@@ -142,12 +158,12 @@ class Trainer(EpochLoop):
         return {"loss": value * n, "correct": correct, "n": n, "log": {"loss": value, "acc": correct / n}}
 
     @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
-        """Test loss, top-1 and top-5 error of the current weights (eval mode: no aux, no drop-path);
-        under torchrun each rank evaluates every N-th test batch and the sums are added."""
+    def evaluate(self, split: str = "test") -> dict[str, float]:
+        """Loss, top-1 and top-5 error on ``split`` ("val" or "test") of the current weights (eval mode: no
+        aux, no drop-path); under torchrun each rank evaluates every N-th batch and the sums are added."""
         self.model.eval()
         loss_sum, top1, top5, n = 0.0, 0, 0, 0
-        for x, y in self.test.batches(0):  # under torchrun, this rank's share of the batches
+        for x, y in getattr(self, split).batches(0):  # under torchrun, this rank's share of the batches
             with self.precision.autocast():
                 logits, _ = _logits(self.eval_forward(x))
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
@@ -157,20 +173,26 @@ class Trainer(EpochLoop):
             n += len(y)
         self.model.train()
         loss_sum, top1, top5, n = distributed.all_sum([loss_sum, top1, top5, n], self.dist, self.device)
-        return {"test_loss": loss_sum / n, "test_top1_err": 1 - top1 / n, "test_top5_err": 1 - top5 / n}
+        return {f"{split}_loss": loss_sum / n, f"{split}_top1_err": 1 - top1 / n, f"{split}_top5_err": 1 - top5 / n}
 
     def end_epoch(self) -> dict[str, Any]:
+        """The epoch's training sums and its validation (the held-out slice; without one, the test set, as
+        DARTS logs it)."""
         s = self.sums
         record = {"train_loss": s["loss"] / s["n"], "train_acc": s["correct"] / s["n"],
-                  "lr": self.sched.get_last_lr()[0], "drop_prob": self.model.drop_prob, **self.evaluate()}
+                  "lr": self.sched.get_last_lr()[0], "drop_prob": self.model.drop_prob,
+                  **self.evaluate("val" if self.val is not None else "test")}
         self.sched.step()
         return record
 
     def finish(self) -> dict[str, Any]:
+        """The test set evaluated once, at the end; the last epoch's validation beside it."""
         epochs = [r for r in self.log.read() if r["type"] == "epoch"]
+        final = self.evaluate("test")
         summary = self.cost() | {
             "dataset": self.cfg.dataset, "genotype": str(self.dir / "genotype.json"),
-            "test_top1_err": epochs[-1]["test_top1_err"], "test_top5_err": epochs[-1]["test_top5_err"],
+            "test_top1_err": final["test_top1_err"], "test_top5_err": final["test_top5_err"],
+            **({"val_top1_err": epochs[-1]["val_top1_err"]} if self.val is not None and epochs else {}),
             "params": count_parameters(self.model, exclude=("auxiliary",)),
             "params_with_aux": count_parameters(self.model),
             "batch_per_process": self.cfg.batch_size // self.dist.world,
@@ -187,20 +209,9 @@ def train(cfg: TrainSettings, genotype: Genotype, run_dir: str | Path, resume: b
     return Trainer(cfg, genotype, run_dir, resume=resume, data_root=data_root, progress=progress).run()
 
 
-# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (then the normal 1.96).
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042)
-
-
 def seed_summary(errors: Sequence[float]) -> dict[str, float]:
-    """Mean, sample standard deviation and 95% confidence half-width (Student's t) over seeds."""
-    n = len(errors)
-    if n == 0:
-        raise EGSError("seed_summary needs at least one error value.")
-    mean = sum(errors) / n
-    if n == 1:
-        return {"n": 1, "mean": mean, "std": math.nan, "ci95": math.nan}
-    std = math.sqrt(sum((e - mean) ** 2 for e in errors) / (n - 1))
-    t = _T95[n - 2] if n - 1 <= len(_T95) else 1.96
-    return {"n": n, "mean": mean, "std": std, "ci95": t * std / math.sqrt(n)}
+    """Mean, sample standard deviation and 95% confidence half-width (Student's t) over seeds
+    (:func:`egs.stats.interval`)."""
+    from egs.stats import interval
+    i = interval(errors)
+    return {"n": i.n, "mean": i.mean, "std": i.std, "ci95": i.half}

@@ -178,14 +178,14 @@ def test_constructor_rejects_unknown_op():
 
 
 def test_random_genotype_egs_style():
-    g = random_genotype("conv", 0)
-    assert g == random_genotype("conv", random.Random(0)) and g != random_genotype("conv", 1)
+    g = random_genotype("conv", 0, style="edge")
+    assert g == random_genotype("conv", random.Random(0), style="edge") and g != random_genotype("conv", 1, style="edge")
     for cell in (g.normal, g.reduce):
         assert cell.n_nodes == 6 and len(cell.all_edges()) == 14 and cell.concat == (2, 3, 4, 5)
         assert all(1 <= len(ops) <= 7 for ops in cell.edges.values())
-    single = random_genotype("conv", 3, M=1)
+    single = random_genotype("conv", 3, M=1, style="edge")
     assert all(len(ops) == 1 for cell in single.cells().values() for ops in cell.edges.values())
-    rnn = random_genotype("rnn", 0, n_nodes=5, M=2)
+    rnn = random_genotype("rnn", 0, n_nodes=5, M=2, style="edge")
     assert rnn.reduce is None and set().union(*rnn.normal.edges.values()) <= set(RNN_OPS)
 
 

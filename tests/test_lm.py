@@ -28,9 +28,9 @@ def _equal_runs(a, b) -> None:
 
 def test_rnn_search_runs_derives_and_resumes_exactly(tmp_path, data_root):
     full = RNNSearch(SEARCH, tmp_path / "full", data_root=data_root, progress=False)
-    alpha0 = full.model.alpha.detach().clone()
+    alpha0 = full.model.alpha_normal.detach().clone()
     summary = full.run()
-    assert not torch.equal(alpha0, full.model.alpha.detach())  # joint mode moved the logits
+    assert not torch.equal(alpha0, full.model.alpha_normal.detach())  # joint mode moved the logits
     genotype = load_genotype(tmp_path / "full" / "genotype.json")
     assert genotype.space == "rnn" and summary["derived_ops"] == genotype.num_active_ops()
     assert derive(tmp_path / "full") == genotype
@@ -47,9 +47,9 @@ def test_rnn_search_runs_derives_and_resumes_exactly(tmp_path, data_root):
 def test_bilevel_rnn_search(tmp_path, data_root):
     run = RNNSearch(dataclasses.replace(SEARCH, mode="bilevel", epochs=1), tmp_path / "b", data_root=data_root,
                     progress=False)
-    alpha0 = run.model.alpha.detach().clone()
+    alpha0 = run.model.alpha_normal.detach().clone()
     run.run()
-    assert not torch.equal(alpha0, run.model.alpha.detach())
+    assert not torch.equal(alpha0, run.model.alpha_normal.detach())
     with pytest.raises(EGSError, match="mode='greedy'"):
         RNNSearch(dataclasses.replace(SEARCH, mode="greedy"), tmp_path / "g", data_root=data_root)
 

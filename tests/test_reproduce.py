@@ -75,7 +75,7 @@ def test_smoke_reproduction_produces_every_table_and_figure(smoke_reproduction):
         for figure in step.figures:
             assert (run.figures / figure).stat().st_size > 1000 and f"(figures/{figure})" in summary
     # markdown tables are inlined, with the paper's rows and the measured rows' profile
-    assert "| paper | 7 | 2.59 | 3.44 |" in summary and "| measured (smoke) | 9 |" in summary
+    assert "| paper | 7 | 2.79 | 2.79 |" in summary and "| measured (smoke) | 7 |" in summary
     # notebook 03 trained notebook 02's genotype (the wiring), which keeps its label
     injected = json.loads((run.results / "notebooks" / "03_cifar10_evaluation.ipynb").read_text())
     assert str(run.results / "genotypes" / "02_egs_genotype.json") in "".join(

@@ -7,12 +7,13 @@ import pytest
 import torch
 import torch.nn as nn
 
-import egs.rnn as rnn
 from egs.cnn import count_parameters
 from egs.errors import EGSError
 from egs.genotype import DARTS_V1_RNN, DARTS_V2_RNN, CellGenotype, Genotype
-from egs.ops import RNN_OPS
+from egs.ops import RNN_OPS, rnn_activation
 from egs.rnn import RNNCell, RNNModel, RNNSupernet, locked_dropout, rnn_edges
+from egs.space import RNN
+from egs.supernet import active_ops
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -64,7 +65,7 @@ def _reference_step(cell: RNNCell, x, h_prev, codes):
             on = [k for k in range(1, 5) if codes[e, k] > 0.5]
             if on and states[i] is not None:
                 c, h = (states[i] @ cell.Ws[str(j)]).split(cell.nhid, -1)
-                terms = [codes[e, k] * (states[i] + c.sigmoid() * (rnn.rnn_activation(RNN_OPS[k])(h) - states[i]))
+                terms = [codes[e, k] * (states[i] + c.sigmoid() * (rnn_activation(RNN_OPS[k])(h) - states[i]))
                          for k in on]
                 edges.append(sum(terms) / len(terms))
             e += 1
@@ -83,22 +84,22 @@ def test_only_active_activations_run_and_match_a_loop_reference(monkeypatch):
     codes = _codes(1)
     codes[[e for e, (i, j) in enumerate(rnn_edges()) if j == 4], 1:] = 0.0  # node 4 absent
     calls: dict[str, int] = {}
-    real = rnn.rnn_activation
+    real = dict(sup.net.cell.activations)
 
     def counting(name):
-        f = real(name)
+        f = real[name]
         return lambda h: (calls.__setitem__(name, calls.get(name, 0) + h.shape[0]), f(h))[1]
 
-    monkeypatch.setattr(rnn, "rnn_activation", counting)
+    monkeypatch.setattr(sup.net.cell, "activations", {name: counting(name) for name in real})
     x = torch.randint(0, 20, (3, 2))
-    out, hidden = sup(x, sup.init_hidden(2), codes=codes, return_logits=True)
+    out, hidden = sup(x, sup.init_hidden(2), codes={"normal": codes}, return_logits=True)
     expected: dict[str, int] = {}
     for e, (i, j) in enumerate(rnn_edges()):
         for k in range(1, 5):
             if codes[e, k] > 0.5 and i != 4:                 # edges leaving the absent node 4 never run
                 expected[RNN_OPS[k]] = expected.get(RNN_OPS[k], 0) + 3  # per time step
     assert calls == expected and "none" not in calls
-    monkeypatch.setattr(rnn, "rnn_activation", real)
+    monkeypatch.setattr(sup.net.cell, "activations", real)
     emb, h = sup.net.encoder(x), torch.zeros(2, 6)
     for t in range(3):
         h = _reference_step(sup.net.cell, emb[t], h, codes)
@@ -109,7 +110,7 @@ def test_dropping_an_input_node_drops_its_outgoing_edges_in_the_reference_too():
     codes = torch.zeros(36, 5)
     codes[0, 1] = 1.0                                       # only 0 -> 1 (tanh); nodes 2..8 absent
     cell = RNNSupernet(10, 4, 4, batch_norm=False).eval().net.cell
-    plan = cell.plan(codes, rnn.active_ops(codes))
+    plan = cell.plan(codes, active_ops(codes, RNN))
     assert [bool(src) for src, _ in plan] == [True] + [False] * 7
     x, h = torch.randn(2, 4), torch.randn(2, 4)
     assert torch.allclose(cell.step(x, h, plan, None, None), _reference_step(cell, x, h, codes))
@@ -121,10 +122,10 @@ def test_alpha_gets_a_finite_non_zero_gradient_through_one_sampled_step():
     x, y = torch.randint(0, 30, (4, 3)), torch.randint(0, 30, (4, 3))
     logp, _ = sup(x, sup.init_hidden(3), generator=torch.Generator().manual_seed(0))
     nn.functional.nll_loss(logp.reshape(-1, 30), y.reshape(-1)).backward()
-    g = sup.alpha.grad
+    g = sup.alpha_normal.grad
     assert g is not None and g.shape == (36, 5) and bool(torch.isfinite(g).all()) and g.abs().sum() > 0
-    assert [id(p) for p in sup.arch_parameters()] == [id(sup.alpha)]
-    assert all(p is not sup.alpha for p in sup.weight_parameters())
+    assert [id(p) for p in sup.arch_parameters()] == [id(sup.alpha_normal)]
+    assert all(p is not sup.alpha_normal for p in sup.weight_parameters())
 
 
 @pytest.mark.parametrize("name", sorted(DARTS_PARAMS))
@@ -141,8 +142,9 @@ def test_darts_genotype_builds_an_evaluation_model_that_runs_only_its_edges(monk
     model = RNNModel(30, 12, 12, DARTS_V2_RNN).eval()
     assert sorted(model.cell.Ws.keys()) == [str(j) for j in range(1, 9)] and model.cell.bn is None
     calls = []
-    real = rnn.rnn_activation
-    monkeypatch.setattr(rnn, "rnn_activation", lambda name: (calls.append(name), real(name))[1])
+    real = dict(model.cell.activations)
+    monkeypatch.setattr(model.cell, "activations", {n: (lambda f, n: lambda h: (calls.append(n), f(h))[1])(f, n)
+                                                    for n, f in real.items()})
     logp, hidden = model(torch.randint(0, 30, (5, 3)), model.init_hidden(3))
     assert logp.shape == (5, 3, 30) and hidden.shape == (1, 3, 12)
     assert torch.allclose(logp.exp().sum(-1), torch.ones(5, 3), atol=1e-5)
@@ -188,22 +190,23 @@ def test_decoder_is_tied_to_the_embedding():
 def test_derive_reads_the_most_probable_code():
     sup = RNNSupernet(10, 4, 4, M=4)
     with torch.no_grad():
-        sup.alpha.fill_(-30.0)
-        sup.alpha[:, 1] = 0.0          # tanh ...
-        sup.alpha[::2, 2] = 0.0        # ... and on even edges relu equally likely: {tanh, relu} wins (14/16)
-    cell = sup.derive().normal
+        sup.alpha_normal.fill_(-30.0)
+        sup.alpha_normal[:, 1] = 0.0          # tanh ...
+        sup.alpha_normal[::2, 2] = 0.0        # ... and on even edges relu equally likely: {tanh, relu} wins (14/16)
+    cell = sup.derive("edge").normal
     assert cell.space == "rnn" and cell.n_nodes == 9 and cell.concat == tuple(range(1, 9))
     assert all(cell.edges[e] == (("tanh", "relu") if k % 2 == 0 else ("tanh",)) for k, e in enumerate(rnn_edges()))
-    sampled = sup.derive("sample", torch.Generator().manual_seed(0))
-    assert sampled.space == "rnn" and RNNModel(10, 4, 4, sampled).cell.n_nodes == 9
+    node = sup.derive("node").normal  # the node rule pools each node's (predecessor, activation) pairs
+    assert node.space == "rnn" and RNNModel(10, 4, 4, sup.derive("node")).cell.n_nodes == 9
+    assert all(sum(len(ops) for (i, j), ops in node.edges.items() if j == t) <= 4 for t in range(1, 9))
 
 
 def test_uniform_credit_by_default_and_custom_credit_is_mixed_in():
     sup = RNNSupernet(10, 4, 4)
-    assert torch.allclose(sup.probabilities(), torch.full((36, 5), 0.2), atol=1e-3)
+    assert torch.allclose(sup.probabilities()["normal"], torch.full((36, 5), 0.2), atol=1e-3)
     credit = torch.tensor([0.6, 0.1, 0.1, 0.1, 0.1])
     mixed = RNNSupernet(10, 4, 4, lam=0.0, credit=credit)
-    assert torch.allclose(mixed.probabilities(), credit.expand(36, 5))
+    assert torch.allclose(mixed.probabilities()["normal"], credit.expand(36, 5))
 
 
 @pytest.mark.parametrize("build,match", [
@@ -215,9 +218,9 @@ def test_uniform_credit_by_default_and_custom_credit_is_mixed_in():
     (lambda: RNNSupernet(20, 6, 6, M=0), "M=0"),
     (lambda: RNNSupernet(20, 6, 6, credit=torch.ones(5)), "sum to 1"),
     (lambda: RNNSupernet(20, 6, 6, credit=torch.ones(3)), "shape"),
-    (lambda: RNNSupernet(20, 6, 6).derive("argmax"), "derivation method"),
+    (lambda: RNNSupernet(20, 6, 6).derive("argmax"), "rule='argmax'"),
     (lambda: RNNSupernet(20, 6, 6)(torch.zeros(3, 2, dtype=torch.long), torch.zeros(1, 2, 6),
-                                   codes=torch.ones(14, 5)), "codes must have shape"),
+                                   codes={"normal": torch.ones(14, 5)}), "codes must be"),
     (lambda: RNNModel(20, 6, 6, DARTS_V2_RNN)(torch.zeros(3, 2), torch.zeros(1, 2, 6)), "token ids"),
     (lambda: RNNModel(20, 6, 6, DARTS_V2_RNN)(torch.full((3, 2), 20), torch.zeros(1, 2, 6)), "vocabulary"),
     (lambda: RNNModel(20, 6, 6, DARTS_V2_RNN)(torch.zeros(3, 2, dtype=torch.long), torch.zeros(2, 6)), "hidden"),

@@ -10,14 +10,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from egs.cnn import Network, cell_edges, codes_to_cell, count_parameters
+from egs.cnn import Network, cell_edges, count_parameters
 from egs.credits import credit_from_cost, edge_costs
 from egs.errors import EGSError
-from egs.genotype import DARTS_V2, load_genotype
+from egs.genotype import DARTS_V2, Genotype, load_genotype
 from egs.ops import CONV_OPS
 from egs.profiles import settings
 from egs.search import Search, derive
-from egs.supernet import Supernet
+from egs.supernet import Supernet, codes_to_cell
 
 SMOKE = settings("search", "smoke")
 
@@ -118,26 +118,32 @@ def test_efficiency_credits_favour_cheap_ops():
         edge_costs(net, "watts")
 
 
-def test_derivation_reads_the_most_probable_code():
+def test_edge_rule_reads_each_edges_most_probable_code():
     torch.manual_seed(0)
     model = Supernet(4, 10, 3, M=2, lam=1.0)
     with torch.no_grad():
         model.alpha_normal.zero_()
         model.alpha_normal[:, CONV_OPS.index("sep_conv_3x3")] = 10.0  # p ~ one-hot on sep_conv_3x3
         model.alpha_normal[0] = 0.0  # edge 0: uniform over 8 ops -> most probable code has 2 ops
-    cell = model.derive().normal
+    cell = model.derive("edge").normal
     assert all(ops == ("sep_conv_3x3",) for edge, ops in cell.edges.items() if edge != (0, 2))
-    assert len(cell.edges.get((0, 2), ())) in (1, 2)
-    sampled = model.derive("sample", torch.Generator().manual_seed(0))
-    assert sampled.normal.edges[(1, 2)] == ("sep_conv_3x3",)
-    with pytest.raises(EGSError, match="unknown derivation method"):
+    assert cell.edges[(0, 2)] == ("max_pool_3x3",)  # ties: "none" first in registry order, dropped
+    node = model.derive("node").normal  # per node: at most M = 2 picks, the most probable pooled set
+    assert all(len([e for e in node.edges if e[1] == j]) <= 2 for j in range(2, 6))
+    with pytest.raises(EGSError, match="rule='argmax'"):
         model.derive("argmax")
+    with pytest.raises(EGSError, match="select"):
+        model.derive("select")  # needs a score: it compares candidates on search-val
+    picked = model.derive("select", torch.Generator().manual_seed(0), score=lambda codes: float(codes["normal"].sum()),
+                          candidates=5)
+    assert picked.normal.num_active_ops() >= model.derive("select", torch.Generator().manual_seed(0),
+                                                          score=lambda codes: 0.0, candidates=5).normal.num_active_ops()
 
 
 def test_codes_to_cell_rejects_wrong_shapes():
     with pytest.raises(EGSError, match="do not fit"):
-        codes_to_cell(torch.zeros(10, 8))
-    assert codes_to_cell(torch.zeros(14, 8)).num_active_ops() == 0
+        codes_to_cell(torch.zeros(10, 8), "conv", 6)
+    assert codes_to_cell(torch.zeros(14, 8), "conv", 6).num_active_ops() == 0
     assert len(cell_edges()) == 14
 
 
@@ -222,7 +228,7 @@ def test_batch_statistics_evaluation_leaves_the_supernet_untouched():
     torch.manual_seed(0)
     model = Supernet(4, 10, 3, M=2)
     x = torch.randn(4, 3, 8, 8)
-    codes = model.most_probable_codes()
+    codes = model.derivation_codes("node")[0]
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
         reference = model(x, codes=codes)  # training mode: batch statistics (and running-stat updates)
@@ -233,3 +239,28 @@ def test_batch_statistics_evaluation_leaves_the_supernet_untouched():
     assert torch.allclose(out, reference, atol=1e-6) and model.training
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_select_rule_records_its_candidates_and_provenance_travels(tmp_path, data_root):
+    run = _run(tmp_path, "sel", data_root, epochs=1, rule="select", select_candidates=3, select_batches=2)
+    summary = run.run()
+    d = tmp_path / "sel"
+    record = json.loads((d / "derivation.json").read_text())
+    assert record["rule"] == "select" and [c["index"] for c in record["candidates"]] == [0, 1, 2]
+    best = max(record["candidates"], key=lambda c: (c["score"], -c["index"]))
+    assert record["chosen"] == best["index"] and summary["chosen_score"] == best["score"]
+    assert 0.0 <= summary["node_score"] <= 1.0  # the node cell scored on the same search-val batches
+    genotype = load_genotype(d / "genotype.json")
+    assert genotype == Genotype.from_dict(best["genotype"])
+    run_id = json.loads((d / "run.json").read_text())["run_id"]
+    assert {k: genotype.provenance[k] for k in ("rule", "M", "lam", "space", "run_id", "seed")} == \
+        {"rule": "select", "M": SMOKE.M, "lam": SMOKE.lam, "space": "conv", "run_id": run_id, "seed": SMOKE.seed}
+    assert summary["run_id"] == run_id and summary["rule"] == "select"
+    assert derive(d, data_root=data_root) == genotype  # the same seeded candidates and scores again
+    node = derive(d, "node")
+    assert node.provenance["rule"] == "node" and node.provenance["run_id"] == run_id
+    with pytest.raises(EGSError, match="training run"):
+        from egs.train import Trainer
+        Trainer(settings("train_cifar", "smoke", epochs=1), DARTS_V2, tmp_path / "t", data_root=data_root,
+                progress=False).run()
+        derive(tmp_path / "t")
