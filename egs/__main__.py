@@ -60,8 +60,9 @@ def _report(run) -> int:
     try:
         summary = run()
     except KeyboardInterrupt as stop:
-        print(f"egs: {stop or 'interrupted'}", file=sys.stderr)
-        return 130
+        if distributed.context().main:
+            print(f"egs: {str(stop) or 'interrupted'}", file=sys.stderr)
+        return getattr(stop, "exit_status", 130)
     if distributed.context().main:
         print(json.dumps(summary, indent=2))
     return 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import pickle
 from numbers import Real
 from typing import Iterator
 
@@ -37,10 +38,30 @@ MIN_IMAGE_SIZE = 8
 
 def load_cifar10(train: bool, root: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """CIFAR-10's train (50,000) or test (10,000) set: uint8 images ``(N, 3, 32, 32)``, int64 labels ``(N,)``."""
-    from egs.data import cifar10
-    ds = cifar10(train=train, root=root)
+    from egs.data import cifar10, locate
+    try:
+        ds = cifar10(train=train, root=root)
+    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError, AttributeError, OSError) as err:
+        folder = locate("cifar10", root)  # names a missing file itself
+        raise EGSError(f"{_damaged_batch(folder, train) or folder} is damaged ({type(err).__name__}); fetch it "
+                       "again with `egs data fetch cifar10 --force`.") from None
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
     return images, torch.as_tensor(ds.targets, dtype=torch.int64)
+
+
+def _damaged_batch(folder, train: bool):
+    """The first CIFAR-10 batch file of ``folder`` that does not unpickle to a batch, or None."""
+    names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+    for name in names:
+        path = folder / "cifar-10-batches-py" / name
+        try:
+            with open(path, "rb") as f:
+                batch = pickle.load(f, encoding="latin1")
+            if len(batch["data"]) != len(batch["labels"]):
+                return path
+        except Exception:  # any failure to read the file is the damage we report
+            return path
+    return None
 
 
 def search_split(n: int, seed: int, portion: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:

@@ -95,6 +95,14 @@ def tokenise(path: Path, vocab: Vocabulary, grow: bool) -> torch.Tensor:
     With ``grow`` new words are added to ``vocab`` (the train split); otherwise a word outside it
     raises :class:`EGSError` naming the word, the file and the line.
     """
+    try:
+        return _tokenise(path, vocab, grow)
+    except UnicodeDecodeError as err:
+        raise EGSError(f"{path} is damaged (not UTF-8 text: {err.reason} at byte {err.start}); fetch it again with "
+                       f"`egs data fetch {path.parent.name.replace('-', '')} --force`.") from None
+
+
+def _tokenise(path: Path, vocab: Vocabulary, grow: bool) -> torch.Tensor:
     w2i = vocab.word2idx
     ids: list[int] = []
     with open(path, encoding="utf-8") as f:  # text mode, universal newlines, as AWD-LSTM reads it

@@ -43,6 +43,7 @@ from typing import Any, Callable
 import torch
 
 from egs.checks import check_choice, check_int, check_M
+from egs.sampler import log_hit_weights
 from egs.space import ZERO, SearchSpace, get_space
 
 RULES = ("node", "select", "edge")
@@ -56,18 +57,11 @@ def prefix_log_probabilities(q: torch.Tensor, M: int) -> torch.Tensor:
     """
     M = check_M(M)
     q = torch.as_tensor(q, dtype=torch.float64).detach().cpu().reshape(-1)
-    n = torch.arange(M + 1, dtype=torch.float64)
-    log_binom = torch.lgamma(n + 1)[:, None] - torch.lgamma(n + 1)[None, :] - torch.lgamma((n[:, None] - n[None, :]).clamp_min(0) + 1)
-    m = n[:, None] - n[None, :]  # m[n, n'] = draws that hit the new entry: n - n'
-    valid = m >= 1
     log_a = torch.full((M + 1,), -math.inf, dtype=torch.float64)
-    log_a[0] = 0.0
+    log_a[0] = 0.0  # no entry yet: zero draws
     out = []
     for qj in q[: min(M, len(q))]:
-        log_q = math.log(qj) if qj > 0 else -math.inf
-        terms = torch.where(valid, log_binom + m * log_q + log_a[None, :], torch.tensor(-math.inf, dtype=torch.float64))
-        log_a = torch.logsumexp(terms, dim=1)
-        log_a[0] = -math.inf  # at least one draw per entry
+        log_a = torch.logsumexp(log_hit_weights(qj.log(), M) + log_a[:, None], dim=0)
         out.append(log_a[M])
     return torch.stack(out)
 

@@ -19,7 +19,7 @@ number of processes can resume it.
 """
 from __future__ import annotations
 
-import json
+import math
 import signal
 import time
 import uuid
@@ -36,6 +36,7 @@ from egs import distributed
 from egs.errors import EGSError
 from egs.files import write_json
 from egs.profiles import RunSettings
+from egs.rundir import RunLock, read_json_file, result_settings, settings_fingerprint
 from egs.runlog import MetricsLog, load_checkpoint, save_checkpoint
 
 
@@ -107,19 +108,31 @@ class GlobalRNGState:
             torch.manual_seed(int(torch.randint(2**62, (1,))) + self.ctx.rank)
 
 
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C (SIGINT) or a scheduler's SIGTERM after a checkpoint; ``exit_status`` is
+    the conventional 128 + signal number (130, 143)."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.exit_status = 128 + int(signum)
+
+
 @contextmanager
-def deferred_interrupt() -> Iterator[dict[str, bool]]:
-    """Turn SIGINT into a flag checked between steps, so an interrupted step still completes."""
-    flag = {"stop": False}
-    try:
-        previous = signal.signal(signal.SIGINT, lambda *_: flag.update(stop=True))
-    except ValueError:  # not in the main thread: leave SIGINT alone
-        previous = None
+def deferred_interrupt() -> Iterator[dict[str, Any]]:
+    """Turn SIGINT and SIGTERM into a flag checked between steps, so an interrupted step still completes;
+    ``flag["signal"]`` is the signal received."""
+    flag: dict[str, Any] = {"stop": False, "signal": signal.SIGINT}
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[signum] = signal.signal(signum, lambda sig, _: flag.update(stop=True, signal=sig))
+        except ValueError:  # not in the main thread: leave the signals alone
+            pass
     try:
         yield flag
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextmanager
@@ -211,6 +224,7 @@ class EpochLoop(ABC):
         self.device = distributed.rank_device(device, self.dist)
         run_dir = distributed.broadcast_object(str(run_dir), self.dist)  # one directory, rank 0's name
         self.cfg, self.dir, self.resume = cfg, Path(run_dir), resume
+        self.lock = RunLock(self.dir) if self.dist.main else None  # before any data is loaded
         self.record = {**asdict(cfg), **(record or {})}
         self.progress = progress and self.dist.main
         self.precision = MixedPrecision(self.device, cfg.amp)
@@ -228,7 +242,8 @@ class EpochLoop(ABC):
             return
         if not ckpt.exists():
             raise EGSError(f"cannot resume: {ckpt} does not exist; start the run without --resume.")
-        stored, now = json.loads((self.dir / "config.json").read_text()), json.loads(json.dumps(self.record))
+        stored = result_settings(read_json_file(self.dir / "config.json", "run's settings"))
+        now = result_settings(self.record)
         if stored != now:
             changed = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
             raise EGSError(f"cannot resume {self.dir}: its settings differ in {', '.join(changed)}; "
@@ -246,9 +261,7 @@ class EpochLoop(ABC):
             self.dir.mkdir(parents=True, exist_ok=True)
         self.log = MetricsLog(self.dir / "metrics.jsonl", write=main)
         if self.resume:
-            state = load_checkpoint(self.dir / "checkpoint.pt", self.device)
-            for name, obj in self.stateful.items():
-                obj.load_state_dict(state[name])
+            state = self._load_own_checkpoint()
             self.run_id = state["run_id"]
             self.epoch, self.step, self.elapsed = state["epoch"], state["step"], state["elapsed"]
             self.sums = dict(state["sums"]) if main else {}  # epoch sums so far, counted once
@@ -263,6 +276,33 @@ class EpochLoop(ABC):
                 write_json(self.dir / "run.json", {"run_id": self.run_id, "kind": self.label,
                                                    "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
         self._started = True
+
+    def _load_own_checkpoint(self) -> dict[str, Any]:
+        """The checkpoint, refused (one line) unless it belongs to this run directory's run and settings;
+        then every stateful object restored from it."""
+        path = self.dir / "checkpoint.pt"
+        state = load_checkpoint(path, self.device)
+        run_id = read_json_file(self.dir / "run.json", "run's identity").get("run_id")
+        if state.get("run_id") != run_id:
+            raise EGSError(f"cannot resume: {path} belongs to run {state.get('run_id')}, but {self.dir} is run "
+                           f"{run_id}; a checkpoint resumes only its own run: start a new run directory.")
+        if state.get("settings") != settings_fingerprint(self.record):
+            raise EGSError(f"cannot resume: {path} (run {run_id}) was written with other settings than these "
+                           f"(fingerprint {state.get('settings')} != {settings_fingerprint(self.record)}); resume "
+                           "with the run's own settings or start a new run directory.")
+        for name, obj in self.stateful.items():
+            try:
+                obj.load_state_dict(state[name])
+            except (KeyError, RuntimeError, ValueError) as err:
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise EGSError(f"cannot resume: {path} does not fit this run's {name} ({first[:200]}); it was "
+                               "written by another configuration: start a new run directory.") from None
+        return state
+
+    def close(self) -> None:
+        """Release the run directory's lock (done when :meth:`run` ends; for loops built but not run)."""
+        if self.lock is not None:
+            self.lock.release()
 
     def where(self) -> str:
         """The current step, for messages."""
@@ -284,8 +324,8 @@ class EpochLoop(ABC):
     def checkpoint(self) -> None:
         """Every rank takes part (RNG states are gathered); rank 0 writes."""
         state = {name: obj.state_dict() for name, obj in self.stateful.items()}
-        state.update(run_id=self.run_id, epoch=self.epoch, step=self.step, elapsed=self.elapsed,
-                     sums=self.global_sums(), metrics_lines=self.log.lines)
+        state.update(run_id=self.run_id, settings=settings_fingerprint(self.record), epoch=self.epoch,
+                     step=self.step, elapsed=self.elapsed, sums=self.global_sums(), metrics_lines=self.log.lines)
         if self.dist.main:
             save_checkpoint(self.dir / "checkpoint.pt", state)
 
@@ -362,33 +402,47 @@ class EpochLoop(ABC):
 
     # ------------------------------------------------------------------ the loop
     def run(self, stop_after_steps: int | None = None) -> dict[str, Any]:
-        """Train to the last epoch (or until interrupted, after a checkpoint), then :meth:`finish`."""
+        """Train to the last epoch (or until interrupted, after a checkpoint), then :meth:`finish`; the run
+        directory's lock is released at the end, however the run ends."""
         if not self._started:
             raise EGSError(f"{type(self).__name__} never called start(model, stateful): its __init__ must end "
                            "with self.start(...) before run().")
         self._done, self._stop_after = 0, stop_after_steps
-        with deferred_interrupt() as flag:
-            while self.epoch < self.cfg.epochs:
-                self.begin_epoch()
-                self._run_epoch(flag)
-                self.sums = self.global_sums()
-                distributed.check_identical(self.model.parameters(), "weights", f"the end of epoch {self.epoch + 1}",
-                                            self.dist, self.device)
-                record = self.end_epoch()
-                self.log.write({"type": "epoch", "epoch": self.epoch + 1, "elapsed_s": self.elapsed, **record})
-                self.epoch, self.step, self.sums = self.epoch + 1, 0, {}
-                self.checkpoint()
-        return self.finish()
+        try:
+            with deferred_interrupt() as flag:
+                while self.epoch < self.cfg.epochs:
+                    self.begin_epoch()
+                    self._run_epoch(flag)
+                    self.sums = self.global_sums()
+                    distributed.check_identical(self.model.parameters(), "weights", f"the end of epoch {self.epoch + 1}",
+                                                self.dist, self.device)
+                    record = self.end_epoch()
+                    self.log.write({"type": "epoch", "epoch": self.epoch + 1, "elapsed_s": self.elapsed, **record})
+                    self.epoch, self.step, self.sums = self.epoch + 1, 0, {}
+                    self.checkpoint()
+            return self.finish()
+        finally:
+            self.close()
 
-    def _run_epoch(self, flag: dict[str, bool]) -> None:
-        """The steps of one epoch; an interruption (Ctrl-C on any rank, or ``stop_after_steps``) saves a
-        checkpoint after the current step and raises KeyboardInterrupt."""
+    def _check_finite(self, out: Mapping[str, Any]) -> None:
+        """Stop (one line, nothing saved: the last checkpoint stays the last good one) on a NaN or inf loss."""
+        loss = out.get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise EGSError(f"the training loss is {loss / max(out.get('n', 1), 1)} at epoch {self.epoch + 1}, step "
+                           f"{self.step + 1} of {self.dir}: the run diverged; its last checkpoint (epoch {self.epoch}, "
+                           "step before this one) is kept. Lower the learning rate (or check the data) and start "
+                           "again, or resume with --resume to retry from the checkpoint.")
+
+    def _run_epoch(self, flag: dict[str, Any]) -> None:
+        """The steps of one epoch; an interruption (Ctrl-C or SIGTERM on any rank, or ``stop_after_steps``)
+        saves a checkpoint after the current step and raises :class:`Interrupted`."""
         from tqdm.auto import tqdm
         bar = tqdm(total=self.steps_per_epoch(), initial=self.step, leave=False,
                    desc=f"{self.label} epoch {self.epoch + 1}/{self.cfg.epochs}", disable=not self.progress)
         start = time.perf_counter()
         for batch in self.batches(self.epoch, self.step):
             out = self.train_step(batch)
+            self._check_finite(out)
             step_log = out.pop("log", None)
             for key, value in out.items():
                 self.sums[key] = self.sums.get(key, 0.0) + value
@@ -404,7 +458,8 @@ class EpochLoop(ABC):
                 self.elapsed += time.perf_counter() - start
                 bar.close()
                 self.checkpoint()
-                raise KeyboardInterrupt(f"{self.label} interrupted at epoch {self.epoch + 1}, step "
-                                        f"{self.step}; checkpoint saved in {self.dir}, resume with --resume")
+                why = {signal.SIGTERM: "stopped by SIGTERM"}.get(flag["signal"], "interrupted") if stop else "stopped"
+                raise Interrupted(f"{self.label} {why} at epoch {self.epoch + 1}, step {self.step}; checkpoint saved "
+                                  f"in {self.dir}, resume with --resume", flag["signal"])
         bar.close()
         self.elapsed += time.perf_counter() - start

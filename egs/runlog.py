@@ -1,14 +1,31 @@
-"""A run directory's bookkeeping: JSON-lines metrics and atomic, resumable checkpoints."""
+"""A run directory's bookkeeping: JSON-lines metrics and atomic, resumable checkpoints.
+
+Damage gives one clear line, never a traceback: a metrics file whose last line was torn by a crash
+loses that line (with a warning; the log is append-only, so nothing else is affected), any other
+malformed line is an error naming it; a checkpoint that cannot be read (truncated, empty, random
+bytes) names the file; a write that fails for lack of space (or any OS error) names the file and
+keeps the previous, good checkpoint (writes are atomic, :mod:`egs.files`).
+"""
 from __future__ import annotations
 
 import json
 import os
+import pickle
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from egs.errors import EGSError
 from egs.files import atomic_open, write_text
+
+
+def _write_error(path: Path, err: OSError) -> EGSError:
+    what = "no space left on the device" if getattr(err, "errno", None) == 28 else (err.strerror or str(err))
+    return EGSError(f"cannot write {path} ({what}); the last good checkpoint is kept: free space or fix the "
+                    "folder, then resume with --resume.")
 
 
 class MetricsLog:
@@ -26,14 +43,28 @@ class MetricsLog:
     def _read_file(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        lines = [line for line in self.path.read_text(errors="replace").splitlines() if line.strip()]
+        records = []
+        for number, line in enumerate(lines, 1):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                if number < len(lines):
+                    raise EGSError(f"{self.path} line {number} is not a JSON record; restore the file or start a "
+                                   "new run directory.") from None
+                warnings.warn(f"{self.path}: dropped its torn last line (a write cut short); the log goes on.",
+                              stacklevel=2)
+        return records
 
     def write(self, record: dict[str, Any]) -> None:
         record = json.loads(json.dumps(record, sort_keys=True))
         self.records.append(record)
         if self.writes:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(record, sort_keys=True) + "\n")
+            try:
+                with open(self.path, "a") as f:
+                    f.write(json.dumps(record, sort_keys=True) + "\n")
+            except OSError as err:
+                raise _write_error(self.path, err) from None
 
     def read(self) -> list[dict[str, Any]]:
         return list(self.records)
@@ -47,9 +78,22 @@ class MetricsLog:
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     """``torch.save`` to a temporary sibling, then rename: never a torn checkpoint."""
-    with atomic_open(path, "wb") as f:
-        torch.save(state, f)
+    try:
+        with atomic_open(path, "wb") as f:
+            torch.save(state, f)
+    except OSError as err:
+        raise _write_error(Path(path), err) from None
 
 
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> dict[str, Any]:
-    return torch.load(path, map_location=device, weights_only=False)
+    """A checkpoint's state, or one line naming a damaged file."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError,
+            AttributeError, IndexError, OSError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise EGSError(f"{path} is damaged and cannot be read ({first}); restore it, or delete the run directory "
+                       "and start again.") from None
+    if not isinstance(state, dict) or "epoch" not in state:
+        raise EGSError(f"{path} is not an egs checkpoint; restore it, or start a new run directory.")
+    return state

@@ -56,6 +56,17 @@ def sample_gumbel(shape: Sequence[int], *, like: torch.Tensor,
     return -e.clamp_min_(torch.finfo(like.dtype).tiny).log()
 
 
+def smallest_tau(dtype: torch.dtype) -> float:
+    """The smallest temperature the sampler accepts for logits of ``dtype``: the smallest normal number of
+    the dtype it computes in (float32 for float16/bfloat16/float32, float64 for float64), so that 1 / tau
+    stays finite and no gradient becomes NaN."""
+    return float(torch.finfo(_compute_dtype(dtype)).tiny)
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def ensemble_gumbel_softmax(logits: torch.Tensor, M: int, tau: float = 1.0, hard: bool = True,
                             generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw one ensemble Gumbel-softmax code per row of ``logits`` (Definition 1).
@@ -64,26 +75,39 @@ def ensemble_gumbel_softmax(logits: torch.Tensor, M: int, tau: float = 1.0, hard
         logits: (..., K) unnormalised log-probabilities, e.g. ``log p`` with ``p`` from Eq. 5.
             Every leading index is an independent edge, so all edges are sampled in one call.
         M: number of Gumbel-softmax draws combined by element-wise max (M >= 1).
-        tau: softmax temperature of each draw (> 0).
+        tau: softmax temperature of each draw (>= :func:`smallest_tau` of the logits' dtype).
         hard: if True the forward value is the exact binary code ``max_m onehot(argmax(logits + g_m))``
             and gradients are those of the soft ensemble (straight-through); if False the soft
             ensemble ``max_m softmax((logits + g_m) / tau)`` itself is returned.
         generator: optional ``torch.Generator`` (on the logits' device) for reproducible draws.
 
     Returns:
-        A tensor shaped like ``logits``. With ``M = 1`` and ``hard=True`` this is the ordinary
-        straight-through Gumbel-softmax; its code is distributed as categorical(softmax(logits)).
+        A tensor shaped like ``logits`` (and of its dtype). With ``M = 1`` and ``hard=True`` this is
+        the ordinary straight-through Gumbel-softmax; its code is distributed as categorical(softmax(logits)).
+
+    Numerics: float16 and bfloat16 logits are sampled in float32 (the noise and the softmax), and each
+    draw's perturbed logits are shifted by their maximum before the division by tau, so codes and
+    gradients are finite for every accepted input. Tiny temperatures make gradients vanish, not
+    explode: a draw's gradient is exactly zero once its second-largest perturbed logit lies more than
+    about 104 * tau below the largest (exp underflows in float32); with Gumbel gaps of order 1 that is
+    most draws for tau <= 1e-2 and all of them for tau <= 1e-4.
     """
     M, tau, logits = check_M(M), check_tau(tau), _check_logits(logits)
-    perturbed = logits.unsqueeze(0) + sample_gumbel((M, *logits.shape), like=logits, generator=generator)
-    soft = torch.softmax(perturbed / tau, dim=-1).amax(dim=0)
+    low = smallest_tau(logits.dtype)
+    if tau < low:
+        raise EGSError(f"tau={tau!r} is below {low:.3g}, the smallest temperature {logits.dtype} logits allow "
+                       f"(1 / tau must stay finite); use tau >= {low:.3g}.")
+    work = logits.to(_compute_dtype(logits.dtype))
+    perturbed = work.unsqueeze(0) + sample_gumbel((M, *work.shape), like=work, generator=generator)
+    shifted = perturbed - perturbed.detach().amax(dim=-1, keepdim=True)  # <= 0: no overflow in / tau
+    soft = torch.softmax(shifted / tau, dim=-1).amax(dim=0)
     if not hard:
-        return soft
+        return soft.to(logits.dtype)
     # argmax of softmax(z / tau) is argmax of z for any tau > 0: the hard draws are categorical(p).
     one_hot = torch.zeros_like(perturbed).scatter_(-1, perturbed.argmax(dim=-1, keepdim=True), 1.0)
     code = one_hot.amax(dim=0).detach()
     # code + (soft - soft) is exactly `code` in the forward pass, and d/dlogits is that of `soft`.
-    return code + (soft - soft.detach())
+    return (code + (soft - soft.detach())).to(logits.dtype)
 
 
 # ----------------------------------------------------------------------------- exact distribution
@@ -160,46 +184,47 @@ class CodeDistribution:
         return self.codes[self.probs.argmax(-1)]
 
 
-def code_distribution(p: object, M: int) -> CodeDistribution:
-    """Exact probabilities of all 2^K hard EGS codes for ``p`` (..., K) and M draws.
+MAX_EXACT_M = 1000  # binomial weights C(n, n') q^(n - n') overflow float64 beyond about n = 1030
 
-    Uses the exponential generating function of surjections: the M draws land exactly on the set S
-    with probability ``M! [x^M] prod_{k in S} (e^{p_k x} - 1)``. Codes are built one op at a time,
-    each step a truncated polynomial product, vectorised over all codes and edges.
+
+def log_hit_weights(log_q: torch.Tensor, M: int) -> torch.Tensor:
+    """``L[..., n', n] = log(C(n, n') q^(n - n'))`` for ``n > n'`` (else -inf), ``n, n' = 0..M`` (float64).
+
+    The one recursion behind the exact code distribution (:func:`code_distribution`) and the exact
+    derivation rules (:func:`egs.derivation.prefix_log_probabilities`): if ``a[n']`` is the probability
+    that n' draws land exactly on (and cover) a set S, then ``sum_n' exp(L[n', n]) a[n']`` is that of
+    n draws on S plus one more entry of probability q (choose which n - n' >= 1 draws hit it).
+    """
+    n = torch.arange(M + 1, dtype=torch.float64)
+    m = n[None, :] - n[:, None]  # m[n', n] = n - n': the draws that hit the new entry
+    log_binom = torch.lgamma(n + 1)[None, :] - torch.lgamma(n + 1)[:, None] - torch.lgamma(m.clamp_min(0) + 1)
+    log_q = log_q.to(torch.float64)[..., None, None]
+    weights = log_binom + torch.where(m > 0, m * log_q, torch.zeros((), dtype=torch.float64))
+    return torch.where(m >= 1, weights, torch.tensor(-math.inf, dtype=torch.float64))
+
+
+def code_distribution(p: object, M: int) -> CodeDistribution:
+    """Exact probabilities of all 2^K hard EGS codes for ``p`` (..., K) and M draws (M <= 1000).
+
+    ``a_S[n]``, the probability that n draws land exactly on the set S and hit each of its ops, is built
+    one op at a time with :func:`log_hit_weights` (all terms non-negative: no cancellation, no M!, no
+    overflow up to :data:`MAX_EXACT_M`), vectorised over all codes and edges; P(code = S) = a_S[M].
+    Equivalently ``M! [x^M] prod_{k in S} (e^{p_k x} - 1)``, the exponential generating function of
+    surjections.
     """
     M = check_M(M)
+    if M > MAX_EXACT_M:
+        raise EGSError(f"M={M} is beyond {MAX_EXACT_M}, the largest M the exact code distribution computes "
+                       "(binomial weights overflow); use egs.derivation.prefix_log_probabilities (log space, any M) "
+                       "or Monte Carlo.")
     p = _as_prob(p)
     K = p.shape[-1]
-    lead = p.shape[:-1]
-    n = torch.arange(M + 1, dtype=torch.float64)
-    log_fact = torch.lgamma(n + 1)
-    # polys[..., S, d] = [x^d] prod_{k in S} (e^{p_k x} - 1), truncated at degree M.
-    polys = torch.zeros(*lead, 1, M + 1, dtype=torch.float64)
-    polys[..., 0, 0] = 1.0
-    diff = n.view(1, -1) - n.view(-1, 1)  # diff[a, b] = b - a
+    polys = torch.zeros(*p.shape[:-1], 1, M + 1, dtype=torch.float64)
+    polys[..., 0, 0] = 1.0  # the empty set: zero draws
     for k in range(K):
-        pk = p[..., k].unsqueeze(-1)  # (..., 1)
-        coeff = torch.where(n > 0, pk ** n / log_fact.exp(), torch.zeros(()))  # (..., M + 1)
-        toeplitz = coeff[..., diff.clamp_min(0).long()] * (diff > 0)  # (..., M+1, M+1)
-        polys = torch.cat([polys, polys @ toeplitz], dim=-2)
-    probs = polys[..., M] * math.factorial(M)
-    return CodeDistribution(p=p, M=M, codes=all_codes(K), probs=probs)
-
-
-def most_probable_code(p: torch.Tensor, M: int) -> torch.Tensor:
-    """The most probable hard code of each row of ``p`` (..., K), as floats on ``p``'s device (exact)."""
-    return code_distribution(p.detach().double().cpu(), M).most_probable().to(p.device, torch.float32)
-
-
-@torch.no_grad()
-def derivation_codes(supernet, method: str = "most_probable", generator: torch.Generator | None = None):
-    """The codes a supernet's final architecture is read from: each edge's most probable code (exact,
-    ``supernet.most_probable_codes()``) or a sampled one (``supernet.sample(generator)``)."""
-    if method == "most_probable":
-        return supernet.most_probable_codes()
-    if method == "sample":
-        return supernet.sample(generator)
-    raise EGSError(f"unknown derivation method {method!r}; use 'most_probable' or 'sample'.")
+        weights = log_hit_weights(p[..., k].log(), M).exp()  # (..., M+1, M+1); q = 0 gives weight 0
+        polys = torch.cat([polys, polys @ weights], dim=-2)
+    return CodeDistribution(p=p, M=M, codes=all_codes(K), probs=polys[..., M])
 
 
 def inclusion_probability(p: object, M: int) -> torch.Tensor:

@@ -189,7 +189,10 @@ def derive(run_dir: str | Path, rule: str | None = None, data_root=None) -> Geno
     rule = check_rule(rule or cfg.rule)
     if rule == "select":
         run = loop(cfg, run_dir, resume=True, data_root=data_root, progress=False)
-        return run.derive(run.epoch, rule)[0]
+        try:
+            return run.derive(run.epoch, rule)[0]
+        finally:
+            run.close()
     state = load_checkpoint(run_dir / "checkpoint.pt")
     model = loop.supernet_from(cfg, state["model"])
     return model.derive(rule).with_provenance(**{**provenance(cfg, state["run_id"], run_dir, state["epoch"]),

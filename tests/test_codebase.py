@@ -85,7 +85,7 @@ def _blank_or_comment(name: str) -> set[int]:
     return {i for i, line in enumerate(lines, 1) if not line.strip() or line.strip().startswith("#")}
 
 
-def test_loops_declare_their_contract():
+def test_loops_declare_their_contract(tmp_path):
     """A loop subclass that omits a hook cannot be built; one that never hands over its model cannot run."""
     from egs.errors import EGSError
     from egs.loop import EpochLoop
@@ -96,7 +96,7 @@ def test_loops_declare_their_contract():
             return 1
 
     with pytest.raises(TypeError, match="abstract"):
-        Incomplete(settings("search", "smoke"), ROOT / "unused", False, False)
+        Incomplete(settings("search", "smoke"), tmp_path / "unused", False, False)
 
     class NeverStarted(Incomplete):
         def batches(self, epoch, start_step):
@@ -111,9 +111,10 @@ def test_loops_declare_their_contract():
         def finish(self):
             return {}
 
-    loop = NeverStarted(settings("search", "smoke", device="cpu"), ROOT / "never-written", False, False)
+    loop = NeverStarted(settings("search", "smoke", device="cpu"), tmp_path / "run", False, False)
     with pytest.raises(EGSError, match="never called start"):
         loop.run()
+    loop.close()
     with pytest.raises(EGSError, match="RunSettings"):
-        NeverStarted(settings("sampling", "smoke"), ROOT / "never-written", False, False)
-    assert not (ROOT / "never-written").exists()
+        NeverStarted(settings("sampling", "smoke"), tmp_path / "never-written", False, False)
+    assert not (tmp_path / "never-written").exists()  # refused before the run directory is touched
