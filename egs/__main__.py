@@ -6,6 +6,7 @@ command exits with status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -15,6 +16,7 @@ from egs.errors import EGSError
 def _data(args: argparse.Namespace) -> int:
     from egs import data
     if args.action == "status":
+        print(f"datasets in {data.data_dir(args.data_dir)}:")
         for name, state in data.status(args.data_dir).items():
             print(f"{name:10s} {state}")
         return 0
@@ -97,12 +99,34 @@ def _derive(args: argparse.Namespace) -> int:
         save_genotype(genotype, args.out)
         print(f"written to {args.out}")
     if args.render:
-        from pathlib import Path
+        from egs.diagram import render_genotype
+        for path in render_genotype(genotype, args.render):
+            print(f"drawn {path}")
+    return 0
 
-        from egs.diagram import render_cell
-        for kind, cell in genotype.cells().items():
-            for path in render_cell(cell, Path(args.render) / f"{kind}_cell"):
-                print(f"drawn {path}")
+
+def _draw(args: argparse.Namespace) -> int:
+    """Draw a published genotype (by name), a genotype JSON file or a search run's genotype."""
+    from pathlib import Path
+
+    from egs.diagram import render_genotype
+    from egs.genotype import load_genotype
+    from egs.published import PUBLISHED
+    target = Path(args.genotype)
+    if args.genotype in PUBLISHED:
+        genotype, stem = PUBLISHED[args.genotype], f"{args.genotype}_"
+    elif target.is_dir():
+        if not (target / "genotype.json").is_file():
+            raise EGSError(f"{target} holds no genotype.json; pass a finished search run, a genotype JSON file or a "
+                           f"published name ({', '.join(PUBLISHED)}).")
+        genotype, stem = load_genotype(target / "genotype.json"), ""
+    elif target.is_file():
+        genotype, stem = load_genotype(target), f"{target.stem}_"
+    else:
+        raise EGSError(f"{args.genotype!r} is neither a published name ({', '.join(PUBLISHED)}), a genotype JSON file "
+                       "nor a search run directory.")
+    for path in render_genotype(genotype, args.out, stem):
+        print(f"drawn {path}")
     return 0
 
 
@@ -144,18 +168,28 @@ def _add_run_arguments(p: argparse.ArgumentParser, default_dir: str, settings: s
     p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"], help="sizes (default: cpu)")
     p.add_argument("--run-dir", help=f"run directory (default: runs/{default_dir})")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir exactly")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--epochs", type=int, help="epochs (default: the profile's)")
+    p.add_argument("--seed", type=int, help="seed of data order, initialisation and sampling (default: the profile's, 0)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ... (default: the profile's, auto: CUDA when present)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help=f"any other setting of egs.profiles.{settings}, e.g. --set {example}")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+class _FORMAT(argparse.HelpFormatter):
+    """Every option's help shows its default (unless it already says it, or there is none)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" not in text and action.default not in (None, False, argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
 def _data_parser(commands) -> None:
-    d = commands.add_parser("data", help="fetch datasets or show which are present")
+    d = commands.add_parser("data", formatter_class=_FORMAT, help="fetch datasets or show which are present")
     actions = d.add_subparsers(dest="action", required=True, metavar="ACTION")
-    f = actions.add_parser("fetch", help="download (or link from a mirror) and verify datasets")
+    f = actions.add_parser("fetch", formatter_class=_FORMAT, help="download (or link from a mirror) and verify datasets")
     f.add_argument("names", nargs="+", choices=["cifar10", "ptb", "wikitext2", "all"], metavar="NAME",
                    help="cifar10, ptb, wikitext2 or all")
     f.add_argument("--mirror", metavar="DIR", help="copy/link from a local mirror with the standard "
@@ -164,13 +198,13 @@ def _data_parser(commands) -> None:
     f.add_argument("--force", action="store_true", help="fetch again even if already present")
     f.add_argument("--no-verify", action="store_true", help="skip checksum verification")
     f.add_argument("--data-dir", metavar="DIR", help="where datasets live (default: $EGS_DATA_DIR or data/)")
-    s = actions.add_parser("status", help="list datasets and whether they are present")
-    s.add_argument("--data-dir", metavar="DIR")
+    s = actions.add_parser("status", formatter_class=_FORMAT, help="list datasets and whether they are present")
+    s.add_argument("--data-dir", metavar="DIR", help="where datasets live (default: $EGS_DATA_DIR or data/)")
     d.set_defaults(run=_data)
 
 
 def _search_parser(commands) -> None:
-    se = commands.add_parser("search", help="architecture search with EGS (CIFAR-10 cells or PTB recurrent cells)")
+    se = commands.add_parser("search", formatter_class=_FORMAT, help="architecture search with EGS (CIFAR-10 cells or PTB recurrent cells)")
     se.add_argument("--space", default="conv", choices=["conv", "rnn"], help="conv (CIFAR-10) or rnn (PTB)")
     se.add_argument("--M", type=int, help="ensemble size (paper: 7)")
     se.add_argument("--lambda", dest="lam", type=float, help="weight of softmax(alpha) in p (paper: 0.5)")
@@ -183,10 +217,11 @@ def _search_parser(commands) -> None:
 
 
 def _train_parser(commands) -> None:
-    tr = commands.add_parser("train", help="train a genotype from scratch (CIFAR-10, ImageNet, PTB, WikiText-2)")
+    tr = commands.add_parser("train", formatter_class=_FORMAT, help="train a genotype from scratch (CIFAR-10, ImageNet, PTB, WikiText-2)")
     tr.add_argument("genotype", help="genotype JSON path, a published name (DARTS_V1, DARTS_V2, DATA_M4, DATA_M7) "
                     "or random")
-    tr.add_argument("--dataset", default="cifar10", choices=["cifar10", "imagenet", "ptb", "wikitext2"])
+    tr.add_argument("--dataset", default="cifar10", choices=["cifar10", "imagenet", "ptb", "wikitext2"],
+                    help="the data (and so the network: CIFAR/ImageNet conv networks or PTB/WikiText-2 language models)")
     tr.add_argument("--M", type=int, help="for random: draws per node or edge (default: the paper's, 7 conv / 4 rnn)")
     tr.add_argument("--rule", choices=["node", "select", "edge", "darts"],
                     help="for random: the derivation rule whose sampling draws it (default: node)")
@@ -195,7 +230,7 @@ def _train_parser(commands) -> None:
 
 
 def _derive_parser(commands) -> None:
-    de = commands.add_parser("derive", help="the genotype of a search run under a derivation rule")
+    de = commands.add_parser("derive", formatter_class=_FORMAT, help="the genotype of a search run under a derivation rule")
     de.add_argument("run_dir", help="a search run directory")
     de.add_argument("--method", "--rule", dest="method", choices=["node", "select", "edge"],
                     help="node: the authors' exact per-node rule; select: sample candidates and keep the best on "
@@ -205,8 +240,16 @@ def _derive_parser(commands) -> None:
     de.set_defaults(run=_derive)
 
 
+def _draw_parser(commands) -> None:
+    dr = commands.add_parser("draw", formatter_class=_FORMAT, help="draw the cells of a genotype (Figure-3 style, SVG and PNG)")
+    dr.add_argument("genotype", help="a published name (DARTS_V2, DARTS_V2_RNN, DATA_M7, ...), a genotype JSON "
+                    "file or a search run directory")
+    dr.add_argument("--out", metavar="DIR", default="figures/drawn", help="where the drawings go")
+    dr.set_defaults(run=_draw)
+
+
 def _reproduce_parser(commands) -> None:
-    rp = commands.add_parser("reproduce", help="run every notebook with papermill in dependency order "
+    rp = commands.add_parser("reproduce", formatter_class=_FORMAT, help="run every notebook with papermill in dependency order "
                              "(tables, figures, a summary in results/PROFILE/README.md)")
     rp.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"], help="sizes (default: cpu)")
     rp.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks (01, 02_cifar10_search, "
@@ -224,9 +267,11 @@ def _reproduce_parser(commands) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m egs", description=__doc__.splitlines()[0])
+    from egs import __version__
+    parser = argparse.ArgumentParser(prog="egs", description=__doc__.splitlines()[0], formatter_class=_FORMAT)
+    parser.add_argument("--version", action="version", version=f"egs {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_data_parser, _search_parser, _train_parser, _derive_parser, _reproduce_parser):
+    for add in (_data_parser, _search_parser, _train_parser, _derive_parser, _draw_parser, _reproduce_parser):
         add(commands)
     return parser
 
@@ -241,6 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("egs: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `egs derive RUN | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     if "torch" in sys.modules:  # leave a torchrun process group cleanly
         from egs import distributed
         distributed.shutdown()

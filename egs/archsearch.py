@@ -22,16 +22,18 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 import torch.nn as nn
 
+from egs.errors import EGSError
 from egs.files import write_json
 from egs.genotype import Genotype, save_genotype
 from egs.loop import CodeSampler, EpochLoop
 from egs.profiles import ArchSettings
 
 
-def mean_active_ops(codes: torch.Tensor | Mapping[str, torch.Tensor]) -> float:
-    """Non-zero ops per edge in sampled ``codes`` (one (E, K) tensor or one per cell type; op 0 is "none")."""
+def mean_active_ops(codes: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Non-zero ops per edge in sampled ``codes`` (one (E, K) tensor or one per cell type; op 0 is "none"),
+    as a 0-d tensor (no host sync)."""
     tensors = list(codes.values()) if isinstance(codes, Mapping) else [codes]
-    return sum(float(c.detach()[:, 1:].sum()) for c in tensors) / sum(len(c) for c in tensors)
+    return sum(c.detach()[:, 1:].sum() for c in tensors) / sum(len(c) for c in tensors)
 
 
 class ArchitectureSearch(EpochLoop):
@@ -101,16 +103,19 @@ class ArchitectureSearch(EpochLoop):
                                        "genotype": m.codes_to_genotype(r["codes"]).to_dict()} for r in records])
         return genotype, record
 
-    def regularise(self, codes: Any) -> float:
+    def regularise(self, codes: Any) -> None:
         """Add the authors' regulariser (``cfg.arch_reg`` times :meth:`EGSSupernet.arch_regularizer`) to the
-        gradient of alpha; returns its value (0 when off)."""
-        if not self.cfg.arch_reg:
-            return 0.0
-        reg = self.cfg.arch_reg * self.model.arch_regularizer(codes)
-        self.precision.scaler.scale(reg).backward()
-        return float(reg)
+        gradient of alpha (nothing when off; its value is not read, which would cost a host sync per step)."""
+        if self.cfg.arch_reg:
+            reg = self.cfg.arch_reg * self.model.arch_regularizer(codes)
+            self.precision.scaler.scale(reg).backward()
 
     def begin_epoch(self) -> None:
+        """The epoch's temperature; and the logits checked finite (once an epoch: the sampler does not
+        check them at every step, which would cost a host sync each time)."""
+        if not all(bool(torch.isfinite(a).all()) for a in self.model.arch_parameters()):
+            raise EGSError(f"the architecture logits of {self.dir} are NaN or inf at the start of epoch {self.epoch + 1}: "
+                           "the search diverged; lower arch_lr and start again.")
         self.model.tau = self.cfg.temperature(self.epoch)
 
     def search_step(self, batch: Sequence[torch.Tensor], dim: int = 0) -> tuple[float, torch.Tensor, Any]:

@@ -18,8 +18,10 @@ A cell has two input nodes (outputs of cells k-2 and k-1, each preprocessed to C
 Node j is ``x_j = sum_{i<j} sum_k a_k(i, j) * o_k(x_i)`` (Eq. 1-2) in every **fixed** network: the
 ops of a multi-op edge and the edges into a node are summed, as in the paper and the authors'
 evaluation network (DATA-NAS ``model_gumbel.py``). **Only ops whose code bit is set are
-executed**; in the supernet each output is multiplied by its code value (exactly 1 in the forward
-pass of the straight-through estimator) so that the architecture logits receive gradients.
+executed**; in the supernet each output is gated by its code value, exactly 1 in the forward pass of
+the straight-through estimator: the output is used as it is and the code receives the gradient of
+``output * code`` (:func:`egs.sampler.straight_through`), so the architecture logits learn without a
+second copy of every activation.
 
 Decision (search only): the **supernet** divides an edge by its number of active non-zero ops
 n(i, j). With M = 7 about four ops are active per edge and a node sums up to 20 of them, which made
@@ -43,6 +45,7 @@ from egs.checks import check_int, check_rate
 from egs.errors import EGSError
 from egs.genotype import Genotype
 from egs.ops import FactorizedReduce, Identity, ReLUConvBN, build_op
+from egs.sampler import straight_through
 from egs.space import CONV, ZERO, Edge, SearchSpace, get_space
 
 N_NODES = 6  # two inputs + four intermediate nodes (the paper's n = 7 also counts the output)
@@ -85,13 +88,17 @@ class Cell(nn.Module):
         self.C = C
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor | None = None,
-                active: Sequence[Sequence[str]] | None = None, drop_prob: float = 0.0) -> torch.Tensor:
+                active: Sequence[Sequence[str]] | None = None, drop_prob: float = 0.0,
+                hard: bool = False) -> torch.Tensor:
         """Compute the cell.
 
         Args:
             weights: (E, K) code values multiplying each op's output (None: unweighted, fixed net).
             active: per edge, the names of the ops to execute (None: every op the edge holds).
             drop_prob: drop-path probability for non-identity ops (training only).
+            hard: ``weights`` are hard straight-through codes (1 wherever an op runs): an op's output is
+                then used as it is and the code only receives its gradient
+                (:func:`egs.sampler.straight_through`), instead of being multiplied in.
         """
         states: list[torch.Tensor | None] = [self.pre0(s0), self.pre1(s1)]
         e = 0
@@ -105,7 +112,8 @@ class Cell(nn.Module):
                     op = ops[name]
                     out = op(x)
                     if weights is not None:
-                        out = out * weights[e, self.index[name]]
+                        w = weights[e, self.index[name]]
+                        out = straight_through(out, w) if hard else out * w
                     if drop_prob > 0 and self.training and not isinstance(op, Identity):
                         out = drop_path(out, drop_prob)
                     edge = out if edge is None else edge + out
@@ -226,11 +234,12 @@ class _CellNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor, weights: Mapping[str, torch.Tensor] | None = None,
                 active: Mapping[str, Sequence[Sequence[str]]] | None = None, *,
-                with_aux: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+                with_aux: bool = False, hard: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for images ``x`` (``(logits, aux_logits)`` with ``with_aux``; see the class doc).
 
         ``weights``/``active`` give, per cell type ("normal", "reduce"), the code values and the ops
-        to run (search supernet); None runs every op the cells hold, unweighted.
+        to run (search supernet); None runs every op the cells hold, unweighted. ``hard``: the weights
+        are hard straight-through codes (see :meth:`Cell.forward`).
         """
         head = self.auxiliary_head if with_aux and self.training else None
         aux = None
@@ -238,7 +247,7 @@ class _CellNetwork(nn.Module):
         for layer, cell in enumerate(self.cells):
             kind = "reduce" if cell.reduction else "normal"
             s0, s1 = s1, cell(s0, s1, None if weights is None else weights[kind],
-                              None if active is None else active[kind], self._drop_prob)
+                              None if active is None else active[kind], self._drop_prob, hard)
             if head is not None and layer == self.aux_layer:
                 aux = head(s1)
         logits = self.classifier(self.global_pooling(s1).flatten(1))
@@ -252,6 +261,10 @@ class Network(_CellNetwork):
     ``genotype=None`` builds the search supernet (every op on every edge, BN without affine, BN
     after pooling, as in DARTS's search network); a genotype builds the fixed network of its ops
     (DARTS NetworkCIFAR: same parameter count).
+
+    Args: ``C`` initial channels, ``num_classes``, ``layers`` cells, ``genotype``, ``stem_multiplier``
+    (stem channels = multiplier * C), ``affine`` (BatchNorm; None: only in fixed networks), ``n_nodes``
+    (None: the genotype's or the space's), ``auxiliary`` (DARTS's head), ``space`` (the supernet's).
     """
 
     def __init__(self, C: int, num_classes: int, layers: int, genotype: Genotype | None = None,
@@ -285,6 +298,9 @@ class NetworkImageNet(_CellNetwork):
 
     Decision: DARTS pools with AvgPool2d(7), which equals global pooling on the 7x7 map of a 224 px
     image; global pooling also serves the small images of the smoke/cpu profiles (any size >= 32).
+
+    Args: ``C``, ``num_classes``, ``layers``, ``genotype`` (required), ``auxiliary``, ``n_nodes`` as
+    :class:`Network`.
     """
 
     def __init__(self, C: int, num_classes: int, layers: int, genotype: Genotype,

@@ -19,7 +19,8 @@ def eval_network(genotype: Genotype, dataset: str = "cifar10", C: int = 36, laye
     """Build the evaluation network of ``genotype`` for ``dataset``.
 
     Paper sizes: CIFAR-10 C = 36, 20 cells, 10 classes; ImageNet C = 48, 14 cells, 1000 classes.
-    ``num_classes=None`` takes the dataset's class count.
+    ``C`` and ``layers`` size it, ``num_classes=None`` takes the dataset's class count, ``auxiliary`` adds
+    DARTS's auxiliary head.
     """
     if dataset == "cifar10":
         return Network(C, 10 if num_classes is None else num_classes, layers, genotype, auxiliary=auxiliary)

@@ -42,7 +42,14 @@ def cell_space(space: str | SearchSpace) -> SearchSpace:
 
 @dataclass(frozen=True, eq=False)
 class CellGenotype:
-    """One cell: ``edges[(i, j)]`` is the tuple of active ops on edge i -> j (registry order)."""
+    """One cell: ``edges[(i, j)]`` is the tuple of active ops on edge i -> j (registry order).
+
+    Args:
+        space: the search space's name ("conv", "rnn" or a declared one, :func:`egs.space.declare_space`).
+        n_nodes: numbered nodes, inputs included (conv: 6 = 2 inputs + 4 intermediates; rnn: 9 = node 0..8).
+        edges: ``{(i, j): ops}`` for i < j, j an intermediate node; "none" is dropped, empty edges absent.
+        concat: the intermediate nodes the output combines (concatenated, or averaged for rnn).
+    """
 
     space: str
     n_nodes: int
@@ -95,6 +102,7 @@ class CellGenotype:
 
     @property
     def layout(self) -> SearchSpace:
+        """The :class:`egs.space.SearchSpace` of the cell (inputs, labels, op list)."""
         return get_space(self.space)
 
     def all_edges(self) -> list[Edge]:
@@ -124,12 +132,14 @@ class CellGenotype:
         return "\n".join([head, *lines])
 
     def to_dict(self) -> dict[str, Any]:
+        """The cell as JSON-ready data (edges as ``{from, to, ops}`` objects)."""
         return {"space": self.space, "n_nodes": self.n_nodes,
                 "edges": [{"from": i, "to": j, "ops": list(ops)} for (i, j), ops in self.edges.items()],
                 "concat": list(self.concat)}
 
     @classmethod
     def from_dict(cls, data: object) -> CellGenotype:
+        """The cell of :meth:`to_dict`'s ``data``; malformed data raises one EGSError naming the value."""
         if not isinstance(data, dict):
             raise EGSError(f"a cell must be a JSON object, got {data!r}.")
         _check_keys(data, {"space", "n_nodes", "edges", "concat"}, "cell")
@@ -185,6 +195,7 @@ class Genotype:
 
     @property
     def space(self) -> str:
+        """The search space's name (that of its cells)."""
         return self.normal.space
 
     def with_provenance(self, **fields: Any) -> Genotype:
@@ -196,12 +207,14 @@ class Genotype:
         return {"normal": self.normal} | ({} if self.reduce is None else {"reduce": self.reduce})
 
     def num_active_ops(self) -> int:
+        """Active (non-zero) ops over all cells."""
         return sum(cell.num_active_ops() for cell in self.cells().values())
 
     def __str__(self) -> str:
         return "\n".join(f"{name}: {cell}" for name, cell in self.cells().items())
 
     def to_dict(self) -> dict[str, Any]:
+        """The genotype as JSON-ready data (schema egs.genotype/2, with its provenance)."""
         return {"schema": SCHEMA, "provenance": None if self.provenance is None else dict(self.provenance),
                 "normal": self.normal.to_dict(), "reduce": None if self.reduce is None else self.reduce.to_dict()}
 
@@ -219,6 +232,7 @@ class Genotype:
 
     @classmethod
     def from_dict(cls, data: object) -> Genotype:
+        """The genotype of :meth:`to_dict`'s ``data`` (schema /1 or /2); malformed data raises one EGSError."""
         if not isinstance(data, dict):
             raise EGSError(f"a genotype must be a JSON object, got {type(data).__name__}.")
         schema = data.get("schema")
@@ -250,12 +264,12 @@ class Genotype:
 
 
 def save_genotype(genotype: Genotype, path: str | os.PathLike) -> Path:
-    """Write ``genotype`` as JSON (schema egs.genotype/2, with its provenance), atomically."""
+    """Write ``genotype`` as JSON (schema egs.genotype/2, with its provenance) to ``path``, atomically."""
     return write_text(path, genotype.to_json())
 
 
 def load_genotype(path: str | os.PathLike) -> Genotype:
-    """Read a genotype JSON file; malformed content raises EGSError naming the file and value."""
+    """Read the genotype JSON file at ``path``; malformed content raises EGSError naming the file and value."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -372,7 +386,7 @@ def random_genotype(space: str | SearchSpace, rng: random.Random | int, n_nodes:
     """A random architecture of ``space`` for the random-search baseline: a derivation rule applied to
     one draw from uniform p (what EGS samples at alpha = 0, Definition 1).
 
-    style="node": each intermediate node keeps the (incoming edge, op) pairs hit by M uniform draws
+    ``n_nodes`` defaults to the space's paper cell size. style="node": each intermediate node keeps the (incoming edge, op) pairs hit by M uniform draws
     over its pooled entries, "none" merged (the ``node`` rule's sampling); "edge" (or "select"): every
     edge's code is the set of ops hit by M uniform draws over all K ops, zero included; "darts": every
     intermediate node takes one uniformly drawn non-zero op from each of 2 (conv) or 1 (rnn) distinct

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from egs import distributed
 from egs.corpus import Corpus, batchify, epoch_windows, get_batch
+from egs.diagnostics import alpha_zero_genotype, normalised_entropy
 from egs.errors import EGSError
 from egs.files import write_json
 from egs.genotype import Genotype, save_genotype
@@ -71,7 +72,10 @@ def nll_sums(forward: Callable, data: torch.Tensor, bptt: int, hidden: torch.Ten
     return total, count
 
 
-def _ppl(nll: float) -> float:
+def _ppl(nll):
+    """Perplexity of a mean NLL (a float, or a tensor without reading it to the host), capped at exp(50)."""
+    if isinstance(nll, torch.Tensor):
+        return nll.clamp(max=50.0).exp()
     return math.exp(min(nll, 50.0))
 
 
@@ -124,8 +128,9 @@ class LMData:
 
 def lm_loss(forward: Callable, x: torch.Tensor, y: torch.Tensor, hidden: torch.Tensor,
             **kw: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean next-token NLL of ``forward(x, hidden, **kw)`` against ``y``, and the new hidden state."""
-    logp, hidden = forward(x, hidden, **kw)
+    """Mean next-token NLL of ``forward(x, hidden, **kw)`` against ``y``, and the new hidden state (tokens
+    not re-checked: they come from the corpus's own vocabulary)."""
+    logp, hidden = forward(x, hidden, check_tokens=False, **kw)
     return F.nll_loss(logp.reshape(-1, logp.shape[-1]), y.reshape(-1)), hidden
 
 
@@ -214,8 +219,11 @@ class RNNSearch(ArchitectureSearch):
     def finish(self) -> dict[str, Any]:
         genotype, record = self.derive(self.epoch)
         epochs = [r for r in self.log.read() if r["type"] == "epoch"]
+        zero = alpha_zero_genotype(self.model, self.cfg.rule)
         return self.write_results(genotype, record, self.cost() | {
             "final_val_ppl": epochs[-1]["val_ppl"],
+            "final_val_ppl_alpha0": _ppl(self.val_nll(self.model.genotype_codes(zero), self.data.val)),
+            "alpha0_genotype": zero.to_dict(), "entropy_h": normalised_entropy(self.model)["normal"],
             "derived_ops": genotype.num_active_ops(),
             "params_supernet": sum(p.numel() for p in self.model.weight_parameters()),
             "params_derived_paper_size": _paper_params(genotype, self.cfg.corpus, self.data.ntoken)})
@@ -351,9 +359,13 @@ class LMTrainer(EpochLoop):
 
 def rnn_search(cfg: RNNSearchSettings, run_dir: str | Path, resume: bool = False, data_root=None,
                progress: bool = True) -> dict[str, Any]:
+    """Run (or ``resume``) a recurrent-cell search with settings ``cfg`` in ``run_dir`` (data from ``data_root``,
+    progress bar if ``progress``); return its summary."""
     return RNNSearch(cfg, run_dir, resume=resume, data_root=data_root, progress=progress).run()
 
 
 def train_lm(cfg: LMTrainSettings, genotype: Genotype, run_dir: str | Path, resume: bool = False,
              data_root=None, progress: bool = True) -> dict[str, Any]:
+    """Train (or ``resume``) the language model of a recurrent ``genotype`` with settings ``cfg`` in
+    ``run_dir`` (data from ``data_root``, progress bar if ``progress``); return its summary."""
     return LMTrainer(cfg, genotype, run_dir, resume=resume, data_root=data_root, progress=progress).run()

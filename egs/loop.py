@@ -20,6 +20,7 @@ number of processes can resume it.
 from __future__ import annotations
 
 import math
+import os
 import signal
 import time
 import uuid
@@ -106,6 +107,9 @@ class GlobalRNGState:
             torch.cuda.set_rng_state(mine["cuda"].cpu(), self.device)
         if self.ctx.rank >= len(ranks):
             torch.manual_seed(int(torch.randint(2**62, (1,))) + self.ctx.rank)
+
+
+SHOWN = ("loss", "acc", "err", "ppl")  # the epoch-line fields (suffixes of the record's keys)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -226,7 +230,9 @@ class EpochLoop(ABC):
         self.cfg, self.dir, self.resume = cfg, Path(run_dir), resume
         self.lock = RunLock(self.dir) if self.dist.main else None  # before any data is loaded
         self.record = {**asdict(cfg), **(record or {})}
-        self.progress = progress and self.dist.main
+        # EGS_PROGRESS=epoch (set by `egs reproduce` for papermill): one line per epoch, no per-step bar
+        self.epoch_lines = progress and self.dist.main and os.environ.get("EGS_PROGRESS") == "epoch"
+        self.progress = progress and self.dist.main and not self.epoch_lines
         self.precision = MixedPrecision(self.device, cfg.amp)
         self.epoch, self.step, self.elapsed = 0, 0, 0.0
         self.sums: dict[str, float] = {}
@@ -330,7 +336,7 @@ class EpochLoop(ABC):
             save_checkpoint(self.dir / "checkpoint.pt", state)
 
     def backward(self, batch: Sequence[torch.Tensor], loss_of: Callable[..., tuple[torch.Tensor, torch.Tensor]],
-                 dim: int = 0) -> tuple[float, torch.Tensor]:
+                 dim: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Backward pass of the mean loss over ``batch``, in micro-batches of ``cfg.micro_batch`` rows.
 
         Every tensor of ``batch`` is split along ``dim`` (0: images; 1: the streams of a language
@@ -340,7 +346,8 @@ class EpochLoop(ABC):
         with the same global batch and ``micro_batch`` therefore trains the same way on any number of
         processes (a 2-process and a 1-process run differ only in float rounding; DDP syncs gradients
         on the last micro-batch only). ``micro_batch`` 0 is the whole per-process batch. Returns the
-        loss and the ``out`` of the whole batch, concatenated along ``dim`` (detached).
+        loss (a detached 0-d tensor: reading it would force a host sync, so the loop reads it only when it
+        logs) and the ``out`` of the whole batch, concatenated along ``dim`` (detached).
         """
         rows = batch[0].shape[dim]
         size = self.cfg.micro_batch or rows
@@ -348,7 +355,7 @@ class EpochLoop(ABC):
             raise EGSError(f"micro_batch={size} must divide the per-process batch of {rows} rows; use a "
                            "divisor of batch_size / processes, or 0 for the whole batch.")
         starts = range(0, rows, size)
-        total, outputs = 0.0, []
+        total, outputs = None, []
         for i, start in enumerate(starts):
             part = [t.narrow(dim, start, size) for t in batch]
             last = i == len(starts) - 1
@@ -359,7 +366,7 @@ class EpochLoop(ABC):
                     share = loss * (size / rows) if len(starts) > 1 else loss
                 # the sampled codes' graph (alpha -> code) is shared by the micro-batches
                 self.precision.scaler.scale(share).backward(retain_graph=not last)
-            total += share.item()
+            total = share.detach() if total is None else total + share.detach()
             outputs.append(out.detach())
         return total, torch.cat(outputs, dim)
 
@@ -418,20 +425,40 @@ class EpochLoop(ABC):
                                                 self.dist, self.device)
                     record = self.end_epoch()
                     self.log.write({"type": "epoch", "epoch": self.epoch + 1, "elapsed_s": self.elapsed, **record})
+                    if self.epoch_lines:
+                        shown = {k: v for k, v in record.items() if isinstance(v, float) and k.endswith(SHOWN)}
+                        print(f"{self.label} epoch {self.epoch + 1}/{self.cfg.epochs} ({self.elapsed:.0f} s): "
+                              + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()), flush=True)
                     self.epoch, self.step, self.sums = self.epoch + 1, 0, {}
                     self.checkpoint()
             return self.finish()
         finally:
             self.close()
 
-    def _check_finite(self, out: Mapping[str, Any]) -> None:
-        """Stop (one line, nothing saved: the last checkpoint stays the last good one) on a NaN or inf loss."""
+    def _track_finite(self, out: Mapping[str, Any]) -> None:
+        """Remember, on the device (no host sync), the first step whose loss was NaN or inf."""
         loss = out.get("loss")
-        if loss is not None and not math.isfinite(loss):
-            raise EGSError(f"the training loss is {loss / max(out.get('n', 1), 1)} at epoch {self.epoch + 1}, step "
-                           f"{self.step + 1} of {self.dir}: the run diverged; its last checkpoint (epoch {self.epoch}, "
-                           "step before this one) is kept. Lower the learning rate (or check the data) and start "
-                           "again, or resume with --resume to retry from the checkpoint.")
+        if isinstance(loss, torch.Tensor):
+            bad = ~torch.isfinite(loss)
+            self._first_bad = torch.where(bad & (self._first_bad < 0), torch.as_tensor(self.step + 1), self._first_bad)
+        elif loss is not None and not math.isfinite(loss):
+            self._first_bad = torch.as_tensor(self.step + 1)
+
+    def _stop_if_diverged(self) -> None:
+        """Stop (one line, nothing saved: the last checkpoint stays the last good one) if a loss of this
+        epoch was NaN or inf; read at each logged step and at the end of the epoch, not at every step."""
+        step = int(self._first_bad)
+        if step >= 0:
+            raise EGSError(f"the training loss is not finite (NaN or inf) at epoch {self.epoch + 1}, step {step} of "
+                           f"{self.dir}: the run diverged; its last checkpoint (the end of epoch {self.epoch}) is kept. "
+                           "Lower the learning rate (or check the data) and start again, or resume with --resume to "
+                           "retry from the checkpoint.")
+
+    def _write_step(self, step_log: Mapping[str, Any]) -> None:
+        """The step record, every ``log_every`` steps: the only per-step host reads of the loop."""
+        self._stop_if_diverged()
+        values = {k: float(v) if isinstance(v, torch.Tensor) else v for k, v in step_log.items()}
+        self.log.write({"type": "step", "epoch": self.epoch + 1, "step": self.step, **values})
 
     def _run_epoch(self, flag: dict[str, Any]) -> None:
         """The steps of one epoch; an interruption (Ctrl-C or SIGTERM on any rank, or ``stop_after_steps``)
@@ -440,26 +467,30 @@ class EpochLoop(ABC):
         bar = tqdm(total=self.steps_per_epoch(), initial=self.step, leave=False,
                    desc=f"{self.label} epoch {self.epoch + 1}/{self.cfg.epochs}", disable=not self.progress)
         start = time.perf_counter()
+        self._first_bad = torch.tensor(-1, device=self.device)
         for batch in self.batches(self.epoch, self.step):
             out = self.train_step(batch)
-            self._check_finite(out)
+            self._track_finite(out)
             step_log = out.pop("log", None)
             for key, value in out.items():
                 self.sums[key] = self.sums.get(key, 0.0) + value
             self.step += 1
             self._done += 1
-            if step_log is not None and self.step % self.cfg.log_every == 0:
-                self.log.write({"type": "step", "epoch": self.epoch + 1, "step": self.step, **step_log})
             bar.update(1)
-            if "loss" in self.sums:
-                bar.set_postfix(loss=f"{self.sums['loss'] / self.sums['n']:.3f}")
+            if self.step % self.cfg.log_every == 0:
+                if step_log is not None:
+                    self._write_step(step_log)
+                if "loss" in self.sums:
+                    bar.set_postfix(loss=f"{float(self.sums['loss']) / float(self.sums['n']):.3f}")
             stop = distributed.any_rank(flag["stop"], self.dist, self.device)
             if stop or (self._stop_after is not None and self._done >= self._stop_after):
                 self.elapsed += time.perf_counter() - start
                 bar.close()
+                self._stop_if_diverged()  # never checkpoint a diverged state
                 self.checkpoint()
                 why = {signal.SIGTERM: "stopped by SIGTERM"}.get(flag["signal"], "interrupted") if stop else "stopped"
                 raise Interrupted(f"{self.label} {why} at epoch {self.epoch + 1}, step {self.step}; checkpoint saved "
                                   f"in {self.dir}, resume with --resume", flag["signal"])
         bar.close()
         self.elapsed += time.perf_counter() - start
+        self._stop_if_diverged()

@@ -13,8 +13,13 @@ def repo_root() -> Path:
     return here if (here / "pyproject.toml").is_file() else Path.cwd()
 
 
-def figures_dir() -> Path:
-    return repo_root() / "figures"
+def figures_dir(profile: str | None = None) -> Path:
+    """Where figures go: the checkout's committed ``figures/`` (``profile`` None or the ``cpu``
+    reproduction, which refreshes them on purpose), else ``results/<profile>/figures``, so that running a
+    notebook directly never overwrites the committed figures."""
+    if profile is None:
+        return repo_root() / "figures"
+    return results_dir(profile) / "figures"
 
 
 def results_dir(profile: str) -> Path:

@@ -12,11 +12,12 @@ made by the notebooks it depends on, all below the results folder (default ``res
 * ``README.md``: the summary: every notebook's status, wall time, profile and seed, its tables
   (markdown ones inlined) and figures.
 
-Figures go to the checkout's ``figures/`` (the committed ones) at ``cpu`` and ``paper``, and to
-``<results>/figures`` at ``smoke``, so that the tests never overwrite them.
+Figures go to the checkout's ``figures/`` (the committed ones) only from the ``cpu`` reproduction;
+at ``smoke`` and ``paper`` (and when a notebook runs on its own) to ``<results>/figures``, so that
+neither the tests nor a direct run ever overwrite them.
 
-Dependencies: 02 -> 03 and 02 -> 04 (04 reads only 02's genotype, so it does not wait for 03), 05 -> 06;
-01 and 07 stand alone. A failing notebook is reported with its failing cell; the notebooks that need
+Dependencies: 02 -> 03, 02 -> 04 and 02 -> 07 (04 reads only 02's genotype and 07 reuses 02's searches,
+so neither waits for 03), 05 -> 06; 01 stands alone. A failing notebook is reported with its failing cell; the notebooks that need
 it are skipped; the others still run. A notebook is skipped as complete when its previous run
 succeeded with the same parameters, notebook source and input files and all its outputs exist
 (``force`` runs it again; its finished runs in ``runs/`` are still reused by the notebook itself).
@@ -72,7 +73,7 @@ STEPS = (
          figures=_files(("fig1_gumbel_vs_ensemble", "prop2_inclusion_probability", "num_active_ops_K8"), "png", "pdf")),
     Step("02_cifar10_search", outputs={"genotype_out": _GENOTYPE}, runs={"run_dir": "runs/02_search"},
          tables=("02_search_summary.csv",), files=("runs/02_search/figure3/summary.json",), experiment="search",
-         figures=_files(("02_search_curves", "02_p_evolution"), "png", "pdf")
+         figures=_files(("02_search_curves", "02_p_evolution", "02_entropy"), "png", "pdf")
          + _files(("fig3a_normal_cell", "fig3b_reduction_cell", "02_normal_cell_searched",
                    "02_reduction_cell_searched"), "png", "svg")),
     Step("03_cifar10_evaluation", needs=("02_cifar10_search",),
@@ -89,7 +90,8 @@ STEPS = (
     Step("06_wikitext2_transfer", needs=("05_ptb",), inputs={"genotype": _RNN_GENOTYPE},
          runs={"run_root": "runs/06_wikitext2"}, tables=_files(("table4_wikitext2",), "md", "csv"),
          files=("runs/06_wikitext2/egs/summary.json",), experiment="lm_train_wikitext2"),
-    Step("07_ablation_M", runs={"run_root": "runs/07_ablation_M"},
+    Step("07_ablation_M", needs=("02_cifar10_search",), runs={"run_root": "runs/07_ablation_M",
+                                                               "search_root": "runs/02_search"},
          tables=_files(("table5_ablation_M",), "md", "csv") + ("07_rule_sizes.csv",),
          figures=_files(("table5_ablation_M",), "png", "pdf"), experiment="ablation_search"),
 )
@@ -180,7 +182,7 @@ class _Layout:
                  notebooks: str | os.PathLike | None) -> None:
         self.profile = profile
         self.results = Path(results).resolve() if results else results_dir(profile)
-        default_figures = self.results / "figures" if profile == "smoke" else figures_dir()
+        default_figures = figures_dir() if profile == "cpu" else self.results / "figures"  # cpu refreshes figures/
         self.figures = Path(figures).resolve() if figures else default_figures
         self.tables, self.executed = self.results / "tables", self.results / "notebooks"
         self.notebooks = Path(notebooks).resolve() if notebooks else repo_root() / "notebooks"
@@ -234,7 +236,7 @@ class _Plan:
         """Run papermill in its own process; its output goes to the ``.log`` beside the executed copy."""
         import yaml  # papermill's own dependency; its -y option reads YAML
 
-        env = dict(os.environ)
+        env = {**os.environ, "EGS_PROGRESS": "epoch"}  # executed copies: one line per epoch, no bar updates
         if jobs > 1:  # one share of the cores per concurrent notebook, unless set (torch reads these at start)
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
             for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):

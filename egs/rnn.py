@@ -202,9 +202,14 @@ class RNNCell(nn.Module):
 class RNNModel(nn.Module):
     """DARTS's one-layer language model: embedding, the cell over time, decoder tied to the embedding.
 
-    ``genotype=None`` builds the search cell (every op on every edge, batch norm on by default);
-    a recurrent genotype builds the evaluation cell of its edges (same parameters as DARTS's
-    RNNModel). Dropout defaults are DARTS's PTB evaluation settings (rnn/train.py).
+    Args:
+        ntoken: vocabulary size; ninp, nhid: embedding and hidden sizes (equal: the decoder is tied).
+        genotype: a recurrent genotype (its evaluation cell, DARTS's parameters), or None for the search
+            cell (every op of ``space`` on every edge of an ``n_nodes``-node cell, batch norm on).
+        dropout, dropouth, dropoutx, dropouti, dropoute: DARTS's dropouts (defaults: its PTB evaluation).
+        batch_norm: batch-normalise the nodes (None: in search only).
+        average: average the terms of an edge and the edges into a node (None: always, see the module
+            docstring); False sums them as Eq. 1-2 write.
     """
 
     def __init__(self, ntoken: int, ninp: int, nhid: int, genotype: Genotype | None = None, *,
@@ -245,12 +250,12 @@ class RNNModel(nn.Module):
         """Zero initial hidden state (1, batch_size, nhid)."""
         return self.cell.W0.new_zeros(1, check_int(batch_size, "batch_size"), self.nhid)
 
-    def _check(self, inputs: torch.Tensor, hidden: torch.Tensor) -> None:
+    def _check(self, inputs: torch.Tensor, hidden: torch.Tensor, check_tokens: bool) -> None:
         if not isinstance(inputs, torch.Tensor) or inputs.dim() != 2 or inputs.dtype != torch.long:
             what = (f"{tuple(inputs.shape)} {inputs.dtype}" if isinstance(inputs, torch.Tensor)
                     else type(inputs).__name__)
             raise EGSError(f"inputs must be a (T, B) tensor of token ids (torch.long), got {what}.")
-        if inputs.numel() and inputs.device.type != "meta":
+        if check_tokens and inputs.numel() and inputs.device.type != "meta":  # reading the range: a host sync
             lo, hi = (int(v) for v in inputs.aminmax())
             if lo < 0 or hi >= self.ntoken:
                 raise EGSError(f"token ids span [{lo}, {hi}], outside the vocabulary 0..{self.ntoken - 1}.")
@@ -260,10 +265,13 @@ class RNNModel(nn.Module):
             raise EGSError(f"hidden must have shape {want} (use model.init_hidden({inputs.shape[1]})), got {got}.")
 
     def forward(self, inputs: torch.Tensor, hidden: torch.Tensor, weights: torch.Tensor | None = None,
-                active: Sequence[Sequence[str]] | None = None,
-                return_logits: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probabilities (or logits) (T, B, ntoken) of the next token, and the new hidden (1, B, nhid)."""
-        self._check(inputs, hidden)
+                active: Sequence[Sequence[str]] | None = None, return_logits: bool = False,
+                check_tokens: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probabilities (or logits) (T, B, ntoken) of the next token, and the new hidden (1, B, nhid).
+
+        ``check_tokens`` refuses token ids outside the vocabulary (a host sync; the training loops, whose
+        streams come from the corpus's own vocabulary, turn it off)."""
+        self._check(inputs, hidden, check_tokens)
         emb = embedded_dropout(self.encoder.weight, inputs, self.dropoute, self.training)
         emb = locked_dropout(emb, self.dropouti, self.training)
         outputs, hidden = self.cell(emb, hidden, weights, active)
@@ -273,6 +281,12 @@ class RNNModel(nn.Module):
 
 class RNNSupernet(EGSSupernet):
     """EGS search over the recurrent cell: logits ``alpha_normal`` (E = 36, K = 5), sparse sampled cells.
+
+    Args: ``ntoken``, ``ninp``, ``nhid`` as :class:`RNNModel`; ``M``, ``lam``, ``tau``, ``effectiveness``
+    as :class:`egs.supernet.EGSSupernet`; ``credit`` the efficiency credit; ``n_nodes`` and ``space`` the
+    cell; ``dropout``, ``dropouth``, ``dropoutx``, ``dropouti``, ``dropoute``, ``batch_norm`` as DARTS's
+    search model.
+
 
     ``p = lam * h + (1 - lam) * l`` (Eq. 5). Decision: the paper gives no resource cost for
     activations, so for the recurrent space lam = 1 by default and the efficiency credit l is uniform
@@ -295,11 +309,12 @@ class RNNSupernet(EGSSupernet):
                             space=space)
 
     def init_hidden(self, batch_size: int) -> torch.Tensor:
+        """Zero initial hidden state (1, batch_size, nhid) of the search language model."""
         return self.net.init_hidden(batch_size)
 
     def forward(self, inputs: torch.Tensor, hidden: torch.Tensor, codes: Mapping[str, torch.Tensor] | None = None,
-                generator: torch.Generator | None = None,
-                return_logits: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                generator: torch.Generator | None = None, return_logits: bool = False,
+                check_tokens: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Sparse forward pass (only the active activations run); codes sampled if None."""
         codes = self.sample(generator) if codes is None else codes
         shape = tuple(self.alpha_normal.shape)
@@ -307,4 +322,5 @@ class RNNSupernet(EGSSupernet):
         if not isinstance(code, torch.Tensor) or tuple(code.shape) != shape:
             got = tuple(code.shape) if isinstance(code, torch.Tensor) else type(codes).__name__
             raise EGSError(f"codes must be {{'normal': tensor of shape {shape}}} (one code per edge), got {got}.")
-        return self.net(inputs, hidden, weights=code, active=active_ops(code, self.space), return_logits=return_logits)
+        return self.net(inputs, hidden, weights=code, active=active_ops(code, self.space), return_logits=return_logits,
+                        check_tokens=check_tokens)

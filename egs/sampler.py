@@ -33,7 +33,7 @@ from egs.errors import EGSError
 MAX_EXACT_K = 16  # 2^16 codes; plenty for the paper's K = 8 (conv) and K = 5 (recurrent)
 
 
-def _check_logits(logits: object) -> torch.Tensor:
+def _check_logits(logits: object, finite: bool = True) -> torch.Tensor:
     if not isinstance(logits, torch.Tensor):
         raise EGSError(f"logits must be a torch.Tensor of shape (..., K), got {type(logits).__name__}; "
                        "wrap it with torch.as_tensor(..., dtype=torch.float32).")
@@ -43,7 +43,7 @@ def _check_logits(logits: object) -> torch.Tensor:
     if not logits.is_floating_point():
         raise EGSError(f"logits have dtype {logits.dtype}; use a floating dtype "
                        "(logits.float()) so that gradients can flow.")
-    if not bool(torch.isfinite(logits).all()):
+    if finite and not bool(torch.isfinite(logits).all()):  # reading the flag is a host sync
         raise EGSError("logits contain NaN or infinite values; the sampler needs finite logits "
                        "(use log(p) with p > 0, or clamp the logits).")
     return logits
@@ -68,7 +68,7 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def ensemble_gumbel_softmax(logits: torch.Tensor, M: int, tau: float = 1.0, hard: bool = True,
-                            generator: torch.Generator | None = None) -> torch.Tensor:
+                            generator: torch.Generator | None = None, check_finite: bool = True) -> torch.Tensor:
     """Draw one ensemble Gumbel-softmax code per row of ``logits`` (Definition 1).
 
     Args:
@@ -80,6 +80,9 @@ def ensemble_gumbel_softmax(logits: torch.Tensor, M: int, tau: float = 1.0, hard
             and gradients are those of the soft ensemble (straight-through); if False the soft
             ensemble ``max_m softmax((logits + g_m) / tau)`` itself is returned.
         generator: optional ``torch.Generator`` (on the logits' device) for reproducible draws.
+        check_finite: refuse NaN or infinite logits (the check reads a flag from the device: a host
+            sync; the search loops, which call the sampler every step, check their logits once an epoch
+            instead).
 
     Returns:
         A tensor shaped like ``logits`` (and of its dtype). With ``M = 1`` and ``hard=True`` this is
@@ -92,7 +95,7 @@ def ensemble_gumbel_softmax(logits: torch.Tensor, M: int, tau: float = 1.0, hard
     about 104 * tau below the largest (exp underflows in float32); with Gumbel gaps of order 1 that is
     most draws for tau <= 1e-2 and all of them for tau <= 1e-4.
     """
-    M, tau, logits = check_M(M), check_tau(tau), _check_logits(logits)
+    M, tau, logits = check_M(M), check_tau(tau), _check_logits(logits, check_finite)
     low = smallest_tau(logits.dtype)
     if tau < low:
         raise EGSError(f"tau={tau!r} is below {low:.3g}, the smallest temperature {logits.dtype} logits allow "
@@ -108,6 +111,31 @@ def ensemble_gumbel_softmax(logits: torch.Tensor, M: int, tau: float = 1.0, hard
     code = one_hot.amax(dim=0).detach()
     # code + (soft - soft) is exactly `code` in the forward pass, and d/dlogits is that of `soft`.
     return (code + (soft - soft.detach())).to(logits.dtype)
+
+
+class _StraightThrough(torch.autograd.Function):
+    """``out`` itself in the forward pass; in the backward pass ``out``'s gradient passes unchanged and the
+    gate ``w`` gets ``sum(grad * out)``: exactly the gradients of ``out * w`` at ``w = 1``."""
+
+    @staticmethod
+    def forward(ctx, out: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(out)  # the op's own output: no second tensor is kept
+        ctx.w_shape = w.shape
+        return out.view_as(out)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (out,) = ctx.saved_tensors
+        grad_w = (grad * out).sum().reshape(ctx.w_shape) if ctx.needs_input_grad[1] else None
+        return grad, grad_w
+
+
+def straight_through(out: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Route the gradient of a sampled op's output ``out`` to its hard code value ``w`` (exactly 1 in the
+    forward pass of :func:`ensemble_gumbel_softmax`) without computing ``out * w``: the forward value is
+    ``out`` itself and no extra activation is stored, while the backward pass gives ``w`` (hence alpha)
+    exactly the gradient of ``out * w``. Only valid where ``w == 1``."""
+    return _StraightThrough.apply(out, w)
 
 
 # ----------------------------------------------------------------------------- exact distribution
@@ -159,6 +187,7 @@ class CodeDistribution:
 
     @property
     def K(self) -> int:
+        """The number of ops."""
         return self.codes.shape[1]
 
     def marginals(self) -> torch.Tensor:
@@ -242,7 +271,9 @@ def num_possible_codes(K: int, M: int) -> int:
 def empirical_code_distribution(p: object, M: int, n_samples: int, tau: float = 1.0,
                                 generator: torch.Generator | None = None,
                                 chunk: int = 65536) -> torch.Tensor:
-    """Monte-Carlo frequencies (2^K,) of the hard codes drawn by :func:`ensemble_gumbel_softmax`."""
+    """Monte-Carlo frequencies (2^K,) of the hard codes drawn by :func:`ensemble_gumbel_softmax` from the
+    probability vector ``p`` with M draws, over ``n_samples`` codes at temperature ``tau`` (which does not
+    change hard codes), drawn ``chunk`` at a time with ``generator``."""
     p = _as_prob(p)
     if p.dim() != 1:
         raise EGSError(f"p must be a single probability vector (K,), got shape {tuple(p.shape)}.")

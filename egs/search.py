@@ -30,6 +30,7 @@ from egs import distributed
 from egs.archsearch import ArchitectureSearch, mean_active_ops
 from egs.cifar import TensorBatches, load_cifar10, search_split, subset
 from egs.cnn import Network, count_parameters
+from egs.diagnostics import alpha_zero_genotype, normalised_entropy
 from egs.errors import EGSError
 from egs.genotype import Genotype
 from egs.loop import batch_statistics
@@ -134,7 +135,7 @@ class Search(ArchitectureSearch):
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
         value, logits, codes = self.search_step(batch)
         active = mean_active_ops(codes)
-        correct, n = int((logits.argmax(1) == batch[1]).sum()), len(batch[1])
+        correct, n = (logits.argmax(1) == batch[1]).sum(), len(batch[1])  # tensors: read only when logged
         return {"loss": value * n, "correct": correct, "n": n, "active": active, "steps": 1,
                 "log": {"loss": value, "acc": correct / n, "active_ops": active}}
 
@@ -157,8 +158,11 @@ class Search(ArchitectureSearch):
         """Derive the final genotype, count its parameters, and write ``summary.json``."""
         genotype, record = self.derive(self.epoch)
         epochs = [r for r in self.log.read() if r["type"] == "epoch"]
+        zero = alpha_zero_genotype(self.model, self.cfg.rule)
         return self.write_results(genotype, record, self.cost() | {
             "final_val_acc": epochs[-1]["val_acc"] if epochs else math.nan,
+            "final_val_acc_alpha0": evaluate(self.model, self.val, self.model.genotype_codes(zero), self.dist)[1],
+            "alpha0_genotype": zero.to_dict(), "entropy_h": normalised_entropy(self.model),
             "params_supernet": count_parameters(self.model.net),
             "params_derived_search_size": count_parameters(Network(self.cfg.C, 10, self.cfg.layers, genotype)),
             "params_derived_eval_size": count_parameters(Network(EVAL_SIZE["C"], 10, EVAL_SIZE["layers"], genotype)),
@@ -168,14 +172,16 @@ class Search(ArchitectureSearch):
 
 def search(cfg: SearchSettings, run_dir: str | Path, resume: bool = False, data_root=None,
            progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) a search and return its summary."""
+    """Run (or ``resume``) a conv-cell search with settings ``cfg`` in ``run_dir`` (data from ``data_root``,
+    default the data dir; a progress bar if ``progress``); return its summary."""
     return Search(cfg, run_dir, resume=resume, data_root=data_root, progress=progress).run()
 
 
 def derive(run_dir: str | Path, rule: str | None = None, data_root=None) -> Genotype:
-    """The genotype of a search run's latest checkpoint under ``rule`` (default: the run's own rule),
-    conv or recurrent (one dispatch on the run's space), with its provenance. ``node`` and ``edge``
-    read only the checkpoint; ``select`` reloads the run's search-val data to score its candidates."""
+    """The genotype of the search run in ``run_dir`` (its latest checkpoint) under ``rule`` (default: the run's
+    own rule), conv or recurrent (one dispatch on the run's space), with its provenance. ``node`` and ``edge``
+    read only the checkpoint; ``select`` reloads the run's search-val data (from ``data_root``, default the
+    data dir) to score its candidates."""
     from egs.archsearch import provenance, search_class
     from egs.derivation import check_rule
     run_dir = Path(run_dir)

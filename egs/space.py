@@ -44,7 +44,13 @@ Edge = tuple[int, int]
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """A cell search space (see the module docstring)."""
+    """A cell search space (see the module docstring); build one with :func:`declare_space`.
+
+    Fields: ``name``, ``family`` ("conv"/"rnn"), ``ops`` ("none" first), ``n_nodes`` (inputs included),
+    ``n_inputs``, ``cell_types``, ``input_labels``/``output_label``/``output`` (diagrams, combination),
+    ``darts_inputs`` (pairs per node in DARTS's format), ``paper_M``, and ``builders``/``activations``
+    for ops that are not built in.
+    """
 
     name: str
     family: str                        # "conv" or "rnn": the network family that builds its cells
@@ -62,6 +68,7 @@ class SearchSpace:
 
     @property
     def K(self) -> int:
+        """The number of candidate ops."""
         return len(self.ops)
 
     def edges(self, n_nodes: int | None = None) -> list[Edge]:
@@ -83,6 +90,7 @@ class SearchSpace:
         return tuple(range(self.n_inputs, self.n_nodes if n_nodes is None else n_nodes))
 
     def op_index(self, name: str) -> int:
+        """The position of op ``name`` in :attr:`ops`."""
         return self.ops.index(check_op(name, self.name))
 
 

@@ -37,6 +37,14 @@ def active_ops(codes: torch.Tensor, space: SearchSpace) -> list[list[str]]:
     return [[space.ops[k] for k, on in enumerate(row) if on and space.ops[k] != ZERO] for row in bits]
 
 
+def active_ops_of(codes: Mapping[str, torch.Tensor], space: SearchSpace) -> dict[str, list[list[str]]]:
+    """:func:`active_ops` of every cell type's codes, read to the host together (one sync for all)."""
+    kinds = list(codes)
+    bits = (torch.stack([codes[k].detach() for k in kinds]) > 0.5).cpu().tolist()
+    return {kind: [[space.ops[k] for k, on in enumerate(row) if on and space.ops[k] != ZERO] for row in rows]
+            for kind, rows in zip(kinds, bits)}
+
+
 def codes_to_cell(codes: torch.Tensor, space: SearchSpace | str, n_nodes: int) -> CellGenotype:
     """The cell genotype that binary codes (E, K) describe (the output combines every intermediate node)."""
     space = get_space(space)
@@ -76,15 +84,19 @@ class EGSSupernet(nn.Module):
 
     # ------------------------------------------------------------------ parameters and probabilities
     def alphas(self) -> dict[str, nn.Parameter]:
+        """The logits alpha (E, K) per cell type."""
         return {kind: getattr(self, f"alpha_{kind}") for kind in self.space.cell_types}
 
     def credits(self) -> dict[str, torch.Tensor]:
+        """The efficiency credit l (E, K) per cell type (Eq. 5)."""
         return {kind: getattr(self, f"credit_{kind}") for kind in self.space.cell_types}
 
     def arch_parameters(self) -> list[nn.Parameter]:
+        """The architecture logits (what the architecture optimiser updates)."""
         return list(self.alphas().values())
 
     def weight_parameters(self) -> list[nn.Parameter]:
+        """Every parameter but the logits (what the weight optimiser updates)."""
         arch = {id(a) for a in self.arch_parameters()}
         return [p for p in self.parameters() if id(p) not in arch]
 
@@ -100,6 +112,7 @@ class EGSSupernet(nn.Module):
         return {kind: self.lam * h + (1 - self.lam) * credit[kind] for kind, h in self.effectiveness_credits().items()}
 
     def log_probabilities(self) -> dict[str, torch.Tensor]:
+        """log p per cell type, the sampler's logits (exact log-softmax when lambda = 1 with softmax credits)."""
         if self.lam == 1.0 and self.effectiveness == "softmax":
             return {kind: torch.log_softmax(a, -1) for kind, a in self.alphas().items()}
         return {kind: p.clamp_min(_TINY).log() for kind, p in self.probabilities().items()}
@@ -107,7 +120,8 @@ class EGSSupernet(nn.Module):
     # ------------------------------------------------------------------ sampling and derivation
     def sample(self, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Straight-through EGS codes (E, K) per cell type: one batched sampler call each."""
-        return {kind: ensemble_gumbel_softmax(logp, self.M, self.tau, hard=True, generator=generator)
+        return {kind: ensemble_gumbel_softmax(logp, self.M, self.tau, hard=True, generator=generator,
+                                              check_finite=False)  # the loops check alpha once an epoch
                 for kind, logp in self.log_probabilities().items()}
 
     @torch.no_grad()
@@ -220,7 +234,7 @@ class Supernet(EGSSupernet):
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """Sparse forward pass: only the ops whose code bit is set run (codes sampled if None)."""
         codes = self.sample(generator) if codes is None else codes
-        return self.net(x, weights=codes, active={kind: active_ops(c, self.space) for kind, c in codes.items()})
+        return self.net(x, weights=codes, active=active_ops_of(codes, self.space), hard=True)
 
     def forward_dense(self, x: torch.Tensor) -> torch.Tensor:
         """DARTS-style dense mixed op: every op on every edge, weighted by softmax(alpha) (baseline)."""

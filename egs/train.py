@@ -154,7 +154,7 @@ class Trainer(EpochLoop):
         self.opt.zero_grad(set_to_none=True)
         value, logits = self.backward((x, y), self._loss)
         self.update([self.opt], clip=self.model.parameters())
-        correct, n = int((logits.argmax(1) == y).sum()), len(y)
+        correct, n = (logits.argmax(1) == y).sum(), len(y)  # tensors: read only when logged
         return {"loss": value * n, "correct": correct, "n": n, "log": {"loss": value, "acc": correct / n}}
 
     @torch.no_grad()
@@ -205,7 +205,8 @@ class Trainer(EpochLoop):
 
 def train(cfg: TrainSettings, genotype: Genotype, run_dir: str | Path, resume: bool = False,
           data_root=None, progress: bool = True) -> dict[str, Any]:
-    """Train (or resume training) ``genotype`` and return the run's summary."""
+    """Train ``genotype`` from scratch with settings ``cfg`` in ``run_dir`` (or resume it there), with data from
+    ``data_root`` (default: the data dir) and a progress bar if ``progress``; return the run's summary."""
     return Trainer(cfg, genotype, run_dir, resume=resume, data_root=data_root, progress=progress).run()
 
 

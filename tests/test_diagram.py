@@ -1,4 +1,4 @@
-"""Cell diagrams: one labelled arrow per active op, Figure-3 colours, SVG and PNG output."""
+"""Cell diagrams: one arrow per connected edge labelled with its ops, Figure-3 colours, titles, SVG and PNG."""
 from __future__ import annotations
 
 import re
@@ -7,9 +7,10 @@ from collections import Counter
 import pytest
 
 import egs.diagram as diagram
-from egs.diagram import INPUT_COLOR, NODE_COLOR, OUTPUT_COLOR, cell_diagram, render_cell
+from egs.diagram import INPUT_COLOR, NODE_COLOR, OUTPUT_COLOR, cell_diagram, render_cell, title
 from egs.errors import EGSError
 from egs.genotype import DARTS_V2, DARTS_V2_RNN, CellGenotype
+from egs.ops import CONV_OPS
 
 EDGE = re.compile(r"^\s*(\w+) -> (\w+)(?: \[(.*)\])?$")
 LABEL = re.compile(r'label="?([^" \]]+)"?')
@@ -39,41 +40,60 @@ def node_line(graph, node_id: str) -> str:
     return next(line for line in graph.body if re.match(rf"^\s*{node_id} \[", line))
 
 
-def test_one_arrow_per_active_op_and_output_arrows():
+def test_one_arrow_per_edge_labelled_with_all_its_ops_and_output_arrows():
     cell = multi_op_cell()
     g = cell_diagram(cell)
-    labelled, plain = arrows(g)
-    expected = Counter((f"n{i}", f"n{j}", op) for (i, j), ops in cell.edges.items() for op in ops)
-    assert labelled == expected and sum(labelled.values()) == cell.num_active_ops() == 8
-    assert sum(1 for (s, d, _) in labelled if (s, d) == ("n0", "n3")) == 3  # parallel arrows
+    edges = [line for line in g.body if EDGE.match(line) and "label=" in line]
+    assert len(edges) == len(cell.edges) == 5  # one arrow per connected (i, j), however many ops it holds
+    for (i, j), ops in cell.edges.items():
+        line = next(e for e in edges if EDGE.match(e).group(1, 2) == (f"n{i}", f"n{j}"))
+        assert "\\n".join(ops) in line or "\n".join(ops) in line
+    plain = [EDGE.match(line).group(1, 2) for line in g.body if EDGE.match(line) and "label=" not in line]
     assert sorted(plain) == [(f"n{j}", "out") for j in (2, 3, 4, 5)]
 
 
-def test_conv_colours_and_labels():
+def test_conv_colours_labels_and_subscripts():
     g = cell_diagram(DARTS_V2.normal)
-    assert "c_{k-2}" in node_line(g, "n0") and INPUT_COLOR in node_line(g, "n0")
-    assert "c_{k-1}" in node_line(g, "n1") and INPUT_COLOR in node_line(g, "n1")
-    assert "c_{k}" in node_line(g, "out") and OUTPUT_COLOR in node_line(g, "out")
+    assert "c<sub>k-2</sub>" in node_line(g, "n0") and INPUT_COLOR in node_line(g, "n0")
+    assert "c<sub>k-1</sub>" in node_line(g, "n1") and INPUT_COLOR in node_line(g, "n1")
+    assert "c<sub>k</sub>" in node_line(g, "out") and OUTPUT_COLOR in node_line(g, "out")
     for j in range(2, 6):
         assert NODE_COLOR in node_line(g, f"n{j}")
-    assert sum(arrows(g)[0].values()) == 8
+    assert sum(1 for line in g.body if EDGE.match(line) and "label=" in line) == len(DARTS_V2.normal.edges)
 
 
 def test_recurrent_cell_diagram():
     cell = DARTS_V2_RNN.normal
     g = cell_diagram(cell)
-    assert "x_{t}" in node_line(g, "in0") and "h_{t-1}" in node_line(g, "in1")
-    assert "h_{t}" in node_line(g, "out") and NODE_COLOR in node_line(g, "n0")
-    labelled, plain = arrows(g)
-    assert sum(labelled.values()) == cell.num_active_ops() == 8
+    assert "x<sub>t</sub>" in node_line(g, "in0") and "h<sub>t-1</sub>" in node_line(g, "in1")
+    assert "h<sub>t</sub>" in node_line(g, "out") and NODE_COLOR in node_line(g, "n0")
+    plain = [EDGE.match(line).group(1, 2) for line in g.body if EDGE.match(line) and "label=" not in line]
+    assert sum(1 for line in g.body if EDGE.match(line) and "label=" in line) == 8
     assert sorted(plain) == sorted([("in0", "n0"), ("in1", "n0")] + [(f"n{j}", "out") for j in range(1, 9)])
+
+
+def test_a_56_op_cell_renders_one_svg_edge_per_connection_with_its_ops_and_a_title(tmp_path):
+    from egs.genotype import Genotype, random_genotype
+    dense = CellGenotype("conv", 6, {(i, j): CONV_OPS[1:5] for j in range(2, 6) for i in range(j)}, range(2, 6))
+    assert dense.num_active_ops() == 56
+    genotype = Genotype(dense, dense, provenance={"M": 7, "rule": "edge", "run_id": "abcdef1234", "seed": 3})
+    svg = render_cell(dense, tmp_path / "dense", formats=("svg",), caption=title(genotype, "normal"))[0].read_text()
+    edge_groups = re.findall(r'<g id="edge\d+" class="edge">\s*<title>(.*?)</title>(.*?)</g>', svg, re.S)
+    searched = [(t, body) for t, body in edge_groups if "out" not in t]
+    assert len(searched) == len(dense.edges) == 14
+    for t, body in searched:
+        assert re.findall(r">([a-z_0-9]+)</text>", body) == list(CONV_OPS[1:5])
+    assert "normal cell (M = 7, rule = edge, run abcdef12, seed 3)" in svg
+    named = title(DARTS_V2, "reduce")
+    assert named.startswith("DARTS_V2, reduction cell (") and "quark0/darts" in named
+    assert "random, seed 5" in title(random_genotype("rnn", 5), "normal")
 
 
 def test_render_svg_and_png(tmp_path):
     paths = render_cell(multi_op_cell(), tmp_path / "figs" / "normal")
     assert [p.name for p in paths] == ["normal.svg", "normal.png"]
     svg = paths[0].read_text()
-    assert "<svg" in svg and svg.count("sep_conv_3x3") == 1 and "dil_conv_5x5" in svg
+    assert "<svg" in svg and svg.count(">sep_conv_3x3<") == 1 and "dil_conv_5x5" in svg
     assert paths[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["normal.png", "normal.svg"]
 

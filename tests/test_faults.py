@@ -197,10 +197,29 @@ def test_derive_on_a_training_run_and_damaged_datasets(tmp_path, env, data_root,
     assert str(batch) in line and "egs data fetch cifar10 --force" in line
 
 
+def test_a_damaged_corpus_names_the_file(tmp_path, env, mirror):
+    broken = tmp_path / "data"
+    shutil.copytree(mirror / "ptb", broken / "ptb")
+    train = broken / "ptb" / "train.txt"
+    train.write_bytes(train.read_bytes()[:5000] + b"\xff\xfe not utf-8\n")
+    line = one_line(cli("train", "DARTS_V2", "--dataset", "ptb", "--profile", "smoke", "--run-dir", str(tmp_path / "t"),
+                        "--no-progress", env={**env, "EGS_DATA_DIR": str(broken)}))
+    assert str(train) in line and "egs data fetch ptb --force" in line
+
+
+def test_an_interruption_before_the_first_step_says_so(capsys):
+    from egs.__main__ import _report
+
+    def interrupted():
+        raise KeyboardInterrupt()  # Ctrl-C while the data loads: no message of its own
+
+    assert _report(interrupted) == 130 and capsys.readouterr().err == "egs: interrupted\n"
+
+
 def test_a_diverging_run_stops_at_the_step_and_keeps_its_last_checkpoint(tmp_path, data_root):
     cfg = settings("train_cifar", "smoke", epochs=2, lr=1e30, device="cpu")
     run = Trainer(cfg, DARTS_V2, tmp_path / "nan", data_root=data_root, progress=False)
-    with pytest.raises(EGSError, match=r"training loss is (nan|inf).* at epoch 1, step \d+ .*diverged"):
+    with pytest.raises(EGSError, match=r"training loss is not finite .* at epoch 1, step \d+ .*diverged"):
         run.run()
     assert not (tmp_path / "nan" / "checkpoint.pt").exists()  # no checkpoint of a diverged state
 

@@ -1,0 +1,77 @@
+"""The sampled step costs what the sampled network costs: straight-through without an extra copy, and
+one host sync per search step (reading the codes that choose which ops run)."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from egs.profiles import settings
+from egs.search import Search
+from egs.supernet import Supernet, active_ops_of
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_straight_through_gives_alpha_exactly_the_gradient_of_the_product():
+    """The gated step (op output used as it is) and the old formulation (output * code) give identical
+    gradients to alpha and to every weight, on the same codes and batch."""
+    torch.manual_seed(0)
+    model = Supernet(4, 10, 3, M=4).eval()  # eval: BatchNorm statistics are not updated between the passes
+    x, y = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 3])
+    codes = model.sample(torch.Generator().manual_seed(0))
+    active = active_ops_of(codes, model.space)
+    grads = []
+    for hard in (True, False):
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model.net(x, weights=codes, active=active, hard=hard), y).backward(retain_graph=True)
+        grads.append([p.grad.clone() if p.grad is not None else None for p in model.parameters()])
+    for a, b in zip(*grads):
+        assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, atol=1e-7, rtol=1e-6))
+    assert all(g is not None and g.abs().sum() > 0 for g in grads[0][:2])  # alpha_normal, alpha_reduce
+
+
+def test_the_gated_forward_keeps_no_product_tensor():
+    """In the gated forward the value an op produces is the value the cell uses (same storage)."""
+    from egs.sampler import straight_through
+    out = torch.randn(2, 3, requires_grad=True) * 1.0
+    gated = straight_through(out, torch.ones((), requires_grad=True))
+    assert gated.data_ptr() == out.data_ptr() and torch.equal(gated, out)
+
+
+class SyncCounter:
+    """Counts calls made from egs's own code that read a tensor's value to the host. (Torch's Adam reads
+    its step counter with ``.item()``, but that counter lives on the CPU whatever the device: no sync.)"""
+
+    NAMES = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
+
+    def __init__(self, monkeypatch) -> None:
+        self.calls: list[str] = []
+        for name in self.NAMES:
+            original = getattr(torch.Tensor, name)
+            monkeypatch.setattr(torch.Tensor, name, self._wrap(name, original))
+
+    def _wrap(self, name, original):
+        def counted(tensor, *args, **kwargs):
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if caller.startswith("egs"):
+                self.calls.append(f"{caller}.{name}")
+            return original(tensor, *args, **kwargs)
+        return counted
+
+
+@pytest.mark.parametrize("kind", ["search", "rnn_search"])
+def test_a_search_step_syncs_with_the_host_once(tmp_path, data_root, monkeypatch, kind):
+    from egs.lm import RNNSearch
+    loop = (Search if kind == "search" else RNNSearch)(settings(kind, "smoke", epochs=1, log_every=10**6, device="cpu"),
+                                                       tmp_path / kind, data_root=data_root, progress=False)
+    batches = loop.batches(0, 0)
+    loop.train_step(next(batches))  # warm up (lazy initialisations)
+    counter = SyncCounter(monkeypatch)
+    for _ in range(3):
+        loop.train_step(next(batches))
+    # one read of the codes per step: .cpu() (the sync) then .tolist() of the host copy
+    assert counter.calls == ["egs.supernet.cpu", "egs.supernet.tolist"] * 3, counter.calls
+    loop.close()
