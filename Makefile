@@ -19,8 +19,9 @@ JOBS        ?= 2
 ONLY        ?=
 FORCE       ?=
 
-.PHONY: help venv data reproduce test bench lab clean
+.PHONY: help setup venv data reproduce test bench lab clean
 help:
+	@echo "make setup       install Graphviz (dot) if it is missing (the other targets do this first)"
 	@echo "make reproduce   create the venv, get the data, run every notebook at PROFILE=$(PROFILE)"
 	@echo "                 (JOBS=2, the default: two at a time; ONLY=\"01 07\": just those; FORCE=1: rerun complete ones)"
 	@echo "make test        run the test suite (pytest; notebooks at the smoke profile)"
@@ -28,7 +29,21 @@ help:
 	@echo "make bench       speed/memory ratios of the EGS search step vs a dense DARTS step"
 	@echo "make lab         open JupyterLab on notebooks/"
 
-venv: $(VENV)/.installed
+# Graphviz's `dot` draws the cell diagrams (notebooks, `egs draw`, tests). When it is missing, `setup` installs it
+# with the system's package manager where it can (apt-get or dnf as root or with passwordless sudo, or Homebrew);
+# otherwise it stops before any other work, with one line that says how.
+setup:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO=sudo; else SUDO=none; fi; \
+	  if [ "$$SUDO" != none ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Graphviz (apt-get)"; $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq graphviz >/dev/null; \
+	  elif [ "$$SUDO" != none ] && command -v dnf >/dev/null 2>&1; then echo "installing Graphviz (dnf)"; $$SUDO dnf install -y -q graphviz; \
+	  elif command -v brew >/dev/null 2>&1; then echo "installing Graphviz (brew)"; brew install graphviz; \
+	  else echo "egs needs Graphviz's dot and cannot install it here: run 'sudo apt-get install graphviz' (or 'brew install graphviz', 'conda install graphviz'), then make again" >&2; exit 1; fi; \
+	  command -v dot >/dev/null 2>&1 || { echo "Graphviz was installed but dot is not on PATH; add it to PATH, then make again" >&2; exit 1; }; }
+
+venv: setup $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(TORCH_SPEC)

@@ -34,6 +34,7 @@ import torch
 import torch.nn as nn
 
 from egs import distributed
+from egs.board import Board
 from egs.errors import EGSError
 from egs.files import write_json
 from egs.profiles import RunSettings
@@ -266,12 +267,14 @@ class EpochLoop(ABC):
         if main:
             self.dir.mkdir(parents=True, exist_ok=True)
         self.log = MetricsLog(self.dir / "metrics.jsonl", write=main)
+        self.board = Board(self.dir, self.steps_per_epoch(), self.cfg.tensorboard and main)  # clears its folder
         if self.resume:
             state = self._load_own_checkpoint()
             self.run_id = state["run_id"]
             self.epoch, self.step, self.elapsed = state["epoch"], state["step"], state["elapsed"]
             self.sums = dict(state["sums"]) if main else {}  # epoch sums so far, counted once
             self.log.truncate(state["metrics_lines"])
+            self.board.replay(self.log.read())  # the curves up to the checkpoint, nothing after it
         else:
             if self.dist.rank:  # each rank its own dropout / drop-path masks
                 torch.manual_seed(self.cfg.seed + 7919 * self.dist.rank)
@@ -307,6 +310,8 @@ class EpochLoop(ABC):
 
     def close(self) -> None:
         """Release the run directory's lock (done when :meth:`run` ends; for loops built but not run)."""
+        if getattr(self, "board", None) is not None:
+            self.board.close()
         if self.lock is not None:
             self.lock.release()
 
@@ -424,7 +429,7 @@ class EpochLoop(ABC):
                     distributed.check_identical(self.model.parameters(), "weights", f"the end of epoch {self.epoch + 1}",
                                                 self.dist, self.device)
                     record = self.end_epoch()
-                    self.log.write({"type": "epoch", "epoch": self.epoch + 1, "elapsed_s": self.elapsed, **record})
+                    self._record({"type": "epoch", "epoch": self.epoch + 1, "elapsed_s": self.elapsed, **record})
                     if self.epoch_lines:
                         shown = {k: v for k, v in record.items() if isinstance(v, float) and k.endswith(SHOWN)}
                         print(f"{self.label} epoch {self.epoch + 1}/{self.cfg.epochs} ({self.elapsed:.0f} s): "
@@ -458,7 +463,12 @@ class EpochLoop(ABC):
         """The step record, every ``log_every`` steps: the only per-step host reads of the loop."""
         self._stop_if_diverged()
         values = {k: float(v) if isinstance(v, torch.Tensor) else v for k, v in step_log.items()}
-        self.log.write({"type": "step", "epoch": self.epoch + 1, "step": self.step, **values})
+        self._record({"type": "step", "epoch": self.epoch + 1, "step": self.step, **values})
+
+    def _record(self, record: dict[str, Any]) -> None:
+        """One metrics record: into ``metrics.jsonl`` and, when on, TensorBoard (:mod:`egs.board`)."""
+        self.log.write(record)
+        self.board.write(record)
 
     def _run_epoch(self, flag: dict[str, Any]) -> None:
         """The steps of one epoch; an interruption (Ctrl-C or SIGTERM on any rank, or ``stop_after_steps``)

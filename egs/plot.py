@@ -24,11 +24,19 @@ def save_figure(fig: plt.Figure, stem: str | os.PathLike, formats: Sequence[str]
     return paths
 
 
-def figure1(codes: pd.DataFrame, titles: dict[int, str] | None = None) -> plt.Figure:
+def epoch_axis(ax: plt.Axes) -> None:
+    """Label ``ax``'s x axis "epoch" with integer ticks only (no fractional epochs on short runs)."""
+    from matplotlib.ticker import MaxNLocator
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def figure1(codes: pd.DataFrame, titles: dict[int, str] | None = None, title: str | None = None) -> plt.Figure:
     """Figure 1: probability of each binary code, exact beside Monte Carlo, one panel per M.
 
     ``codes`` is :func:`egs.propositions.code_table` output; the paper compares M = 1
-    (Gumbel-softmax) with M = 2 (ensemble Gumbel-softmax) for p = [0.5, 0.5].
+    (Gumbel-softmax) with M = 2 (ensemble Gumbel-softmax) for p = [0.5, 0.5]. ``titles``: per panel
+    (by M); ``title``: the figure's.
     """
     Ms = sorted(codes["M"].unique())
     fig, axes = plt.subplots(1, len(Ms), figsize=(4.2 * len(Ms), 3.4), sharey=True, squeeze=False)
@@ -48,12 +56,14 @@ def figure1(codes: pd.DataFrame, titles: dict[int, str] | None = None) -> plt.Fi
         ax.set_ylim(0, 1.08)
         ax.legend(fontsize=8, loc="upper left")
     axes[0][0].set_ylabel("probability")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def inclusion_curves(Ms: Sequence[int]) -> plt.Figure:
-    """Proposition 2: P(code_k = 1) = 1 - (1 - p_k)^M against p_k, one curve per M."""
+def inclusion_curves(Ms: Sequence[int], title: str = "Proposition 2: P(code_k = 1) = 1 - (1 - p_k)^M") -> plt.Figure:
+    """Proposition 2: P(code_k = 1) = 1 - (1 - p_k)^M against p_k, one curve per M (exact: no profile)."""
     import numpy as np
     x = np.linspace(0, 1, 201)
     fig, ax = plt.subplots(figsize=(4.6, 3.6))
@@ -62,6 +72,7 @@ def inclusion_curves(Ms: Sequence[int]) -> plt.Figure:
     ax.plot(x, x, "k--", lw=1, label="p_k (proportional)")
     ax.set_xlabel("p_k")
     ax.set_ylabel("P(code_k = 1)")
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -65,7 +65,7 @@ _RATE, _NONNEGATIVE, _BETA = check_rate, _real(0.0), _real(0.0, 1.0, high_open=T
 RULES: dict[str, Callable[[object, str], Any]] = {
     # every run
     "epochs": _COUNT, "batch_size": _COUNT, "lr": _POSITIVE, "weight_decay": _NONNEGATIVE, "grad_clip": _POSITIVE,
-    "lr_reference_batch": _SIZE, "micro_batch": _SIZE, "amp": check_bool, "seed": _SIZE, "log_every": _COUNT,
+    "lr_reference_batch": _SIZE, "micro_batch": _SIZE, "amp": check_bool, "tensorboard": check_bool, "seed": _SIZE, "log_every": _COUNT,
     "device": _device,
     # architecture search (Eq. 5, Definition 1, Eq. 9)
     "M": lambda v, _: check_M(v), "lam": lambda v, _: check_lam(v), "tau_start": check_tau, "tau_end": check_tau,
@@ -149,6 +149,7 @@ class RunSettings(Settings):
     seed: int = 0
     log_every: int = 50
     device: str = "auto"
+    tensorboard: bool = True  # TensorBoard event files in <run_dir>/tensorboard (egs.board); off at smoke and cpu
 
 
 @dataclass(frozen=True)
@@ -426,6 +427,12 @@ _SETTINGS["ablation_train"] = {
     "cpu": _SETTINGS["train_cifar"]["cpu"],  # the validated protocol
     "paper": _SETTINGS["train_cifar"]["paper"],
 }
+
+# Live monitoring (egs.board) is for long runs: on in the paper profile, off where it would only cost time.
+for _experiment, _sizes in _SETTINGS.items():
+    for _profile in ("smoke", "cpu"):
+        if "tensorboard" in _sizes[_profile].__dataclass_fields__:
+            _sizes[_profile] = replace(_sizes[_profile], tensorboard=False)
 
 
 def check_profile(profile: str) -> str:

@@ -59,6 +59,7 @@ class Step:
     figures: tuple[str, ...] = ()
     files: tuple[str, ...] = ()  # more files it leaves whatever its parameters (relative to the results folder)
     experiment: str | None = None  # settings whose seed applies when the notebook's seed is None
+    datasets: tuple[str, ...] = ()  # what it reads from the data dir (fetched first when missing)
 
     def products(self, results: Path, tables: Path, figures: Path) -> list[Path]:
         """Every file the notebook must leave behind in these folders (its executed copy aside)."""
@@ -72,28 +73,30 @@ STEPS = (
          tables=("01_fig1_codes.csv", "01_prop2_inclusion.csv", "01_prop3_num_codes.csv", "01_num_active_ops.csv"),
          figures=_files(("fig1_gumbel_vs_ensemble", "prop2_inclusion_probability", "num_active_ops_K8"), "png", "pdf")),
     Step("02_cifar10_search", outputs={"genotype_out": _GENOTYPE}, runs={"run_dir": "runs/02_search"},
-         tables=("02_search_summary.csv",), files=("runs/02_search/figure3/summary.json",), experiment="search",
+         tables=("02_search_summary.csv",), files=("runs/02_search/figure3/summary.json",), experiment="search", datasets=("cifar10",),
          figures=_files(("02_search_curves", "02_p_evolution", "02_entropy"), "png", "pdf")
          + _files(("fig3a_normal_cell", "fig3b_reduction_cell", "02_normal_cell_searched",
                    "02_reduction_cell_searched"), "png", "svg")),
     Step("03_cifar10_evaluation", needs=("02_cifar10_search",),
          inputs={"genotype": _GENOTYPE}, runs={"run_root": "runs/03_eval", "search_root": "runs/02_search"},
          tables=_files(("table1_cifar10",), "md", "csv"),
-         figures=_files(("03_eval_curves",), "png", "pdf"), experiment="train_cifar"),
+         figures=_files(("03_eval_curves",), "png", "pdf"), experiment="train_cifar", datasets=("cifar10",)),
     Step("04_imagenet_transfer", needs=("02_cifar10_search",), inputs={"genotype": _GENOTYPE},
          runs={"run_root": "runs/04_imagenet"}, tables=_files(("table2_imagenet",), "md", "csv"),
          experiment="train_imagenet"),
     Step("05_ptb", outputs={"genotype_out": _RNN_GENOTYPE}, runs={"run_root": "runs/05_ptb"},
          tables=_files(("table3_ptb",), "md", "csv"), files=("runs/05_ptb/search/summary.json",),
-         experiment="rnn_search",
+         experiment="rnn_search", datasets=("ptb",),
          figures=_files(("05_rnn_search_curves",), "png", "pdf") + _files(("fig3c_recurrent_cell",), "png", "svg")),
     Step("06_wikitext2_transfer", needs=("05_ptb",), inputs={"genotype": _RNN_GENOTYPE},
          runs={"run_root": "runs/06_wikitext2"}, tables=_files(("table4_wikitext2",), "md", "csv"),
-         files=("runs/06_wikitext2/egs/summary.json",), experiment="lm_train_wikitext2"),
+         files=("runs/06_wikitext2/egs/summary.json",), experiment="lm_train_wikitext2",
+         datasets=("wikitext2",)),
     Step("07_ablation_M", needs=("02_cifar10_search",), runs={"run_root": "runs/07_ablation_M",
                                                                "search_root": "runs/02_search"},
          tables=_files(("table5_ablation_M",), "md", "csv") + ("07_rule_sizes.csv",),
-         figures=_files(("table5_ablation_M",), "png", "pdf"), experiment="ablation_search"),
+         figures=_files(("table5_ablation_M",), "png", "pdf"), experiment="ablation_search",
+         datasets=("cifar10",)),
 )
 STEP = {s.name: s for s in STEPS}
 OK = ("done", "complete")
@@ -372,6 +375,7 @@ def reproduce(profile: str = "cpu", only: Iterable[str] | None = None, jobs: int
     for name, params in (extra or {}).items():
         given.setdefault(resolve_names([name])[0], {}).update(params)
     selected = resolve_names(only) if only else [s.name for s in STEPS]
+    fetch_datasets(sorted({d for name in selected for d in STEP[name].datasets}), echo)
     run = _Run(profile, layout, {name: _Plan(STEP[name], layout, given.get(name, {})) for name in selected},
                jobs, force, echo)
     start = time.perf_counter()
@@ -384,6 +388,19 @@ def reproduce(profile: str = "cpu", only: Iterable[str] | None = None, jobs: int
     echo(f"reproduce: {ok}/{len(run.outcomes)} notebooks ok in {_duration(time.perf_counter() - start)}; "
          f"summary in {summary}")
     return Report(profile, layout.results, summary, run.outcomes)
+
+
+def fetch_datasets(names: Iterable[str], echo: Callable[[str], None] = print) -> None:
+    """Fetch each dataset in ``names`` that the data dir lacks, as ``egs data fetch`` does (from
+    ``$EGS_DATA_MIRROR`` when set, else the canonical source), before any notebook starts."""
+    from egs import data
+    for name in names:
+        try:
+            data.locate(name)
+        except EGSError:
+            mirror = os.environ.get("EGS_DATA_MIRROR")
+            echo(f"reproduce: fetching {name} into {data.data_dir()} from {mirror or data.spec(name).url}")
+            data.fetch(name, progress=False)
 
 
 def write_summary(layout: _Layout, outcomes: Mapping[str, Outcome], records: Mapping[str, Any]) -> Path:

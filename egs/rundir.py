@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 from egs.errors import EGSError
 
-NON_RESULT = ("device", "log_every")  # settings that cannot change a run's results
+NON_RESULT = ("device", "log_every", "tensorboard")  # settings that cannot change a run's results
 
 
 def settings_fingerprint(record: Mapping[str, Any]) -> str:

@@ -48,6 +48,35 @@ def test_notebook_runs_at_smoke(step, smoke_reproduction):
         assert text in (run.tables / table).read_text(), table
 
 
+def noise(cell) -> list[str]:
+    """What a code cell printed that a report should not hold: warnings, progress bars, anything on stderr."""
+    found = []
+    for o in cell.get("outputs", []):
+        text = o.get("text") or o.get("data", {}).get("text/plain") or ""
+        text = "".join(text) if isinstance(text, list) else text
+        if ("Warning" in text or "warn(" in text or "\r" in text or "it/s]" in text or "s/it]" in text
+                or (o.get("name") == "stderr" and text.strip())):
+            found.append(text[:200])
+    return found
+
+
+def test_the_noise_check_sees_warnings_bars_and_stderr():
+    def cell(name, text):
+        return {"outputs": [{"output_type": "stream", "name": name, "text": [text]}]}
+    assert noise(cell("stdout", "search epoch 1/2 (3 s): val_acc 0.1\n")) == []
+    assert noise(cell("stderr", "UserWarning: x\n")) and noise(cell("stdout", "50%|##   | 5/10 [00:01<00:01, 4.1it/s]"))
+    assert noise(cell("stderr", "anything\n")) and noise(cell("stdout", "a\rb"))
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("step", STEPS, ids=lambda step: step.name)
+def test_executed_notebooks_hold_no_warnings_or_progress_spam(step, smoke_reproduction):
+    """An executed copy reads like a report: no warning, no per-step progress bar (one line per epoch at most)."""
+    nb = json.loads((smoke_reproduction.results / "notebooks" / f"{step.name}.ipynb").read_text())
+    problems = {index: found for index, cell in enumerate(nb["cells"]) if (found := noise(cell))}
+    assert not problems, f"{step.name}: {problems}"
+
+
 @pytest.mark.notebook
 def test_notebook01_figure1_numbers(smoke_reproduction):
     """The Figure 1 table holds the exact EGS probabilities for p = [0.5, 0.5]; Proposition 3's count is exact."""

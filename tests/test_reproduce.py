@@ -51,7 +51,8 @@ def test_bad_requests_are_clear_errors(tmp_path):
         reproduce("smoke", only=["01"], results=tmp_path, notebooks=tmp_path)
 
 
-def test_only_without_its_inputs_is_skipped_with_the_missing_file(tmp_path):
+def test_only_without_its_inputs_is_skipped_with_the_missing_file(tmp_path, data_root, monkeypatch):
+    monkeypatch.setenv("EGS_DATA_DIR", str(data_root))
     lines = []
     report = reproduce("smoke", only=["06"], results=tmp_path, echo=lines.append)
     assert not report.ok and report.executed == [] and "06_wikitext2_transfer skipped" in lines[0]
@@ -59,6 +60,21 @@ def test_only_without_its_inputs_is_skipped_with_the_missing_file(tmp_path):
     assert outcome.status == "skipped"
     assert f"genotype={tmp_path / 'genotypes' / '05_rnn_genotype.json'}" in outcome.reason and "--only 05_ptb" in outcome.reason
     assert "| 06_wikitext2_transfer | skipped (missing input genotype=" in (tmp_path / "README.md").read_text()
+
+
+def test_missing_datasets_are_fetched_before_any_notebook(tmp_path, mirror, monkeypatch):
+    """`egs reproduce` gets what its notebooks read (here from the mirror), once, before they run."""
+    monkeypatch.setenv("EGS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("EGS_DATA_MIRROR", str(mirror))
+    lines = []
+    report = reproduce("smoke", only=["06"], results=tmp_path / "results", echo=lines.append)
+    assert lines[0] == f"reproduce: fetching wikitext2 into {tmp_path / 'data'} from {mirror}"
+    assert (tmp_path / "data" / "wikitext-2" / "train.txt").is_file()
+    assert report.outcomes["06_wikitext2_transfer"].status == "skipped"  # for its missing genotype, not its data
+    lines.clear()
+    reproduce("smoke", only=["06"], results=tmp_path / "results", echo=lines.append)
+    assert not any("fetching" in line for line in lines)
+    assert {d for s in STEPS for d in s.datasets} == {"cifar10", "ptb", "wikitext2"}
 
 
 @pytest.mark.notebook
