@@ -244,7 +244,8 @@ def _draw_parser(commands) -> None:
     dr = commands.add_parser("draw", formatter_class=_FORMAT, help="draw the cells of a genotype (Figure-3 style, SVG and PNG)")
     dr.add_argument("genotype", help="a published name (DARTS_V2, DARTS_V2_RNN, DATA_M7, ...), a genotype JSON "
                     "file or a search run directory")
-    dr.add_argument("--out", metavar="DIR", default="figures/drawn", help="where the drawings go")
+    dr.add_argument("--out", metavar="DIR", default="drawings",
+                    help="where the drawings go (a folder, created if missing; never the committed figures/)")
     dr.set_defaults(run=_draw)
 
 

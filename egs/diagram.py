@@ -114,8 +114,9 @@ def render_cell(cell: CellGenotype, path_without_suffix: str | os.PathLike,
 def render_genotype(genotype: Genotype, folder: str | os.PathLike, stem: str = "",
                     formats: Sequence[str] = ("svg", "png")) -> list[Path]:
     """Every cell of ``genotype``, titled from its provenance, as ``<folder>/<stem><kind>_cell.<fmt>`` for each of
-    ``formats``."""
+    ``formats`` (kind: normal and reduce, or recurrent)."""
     paths = []
     for kind, cell in genotype.cells().items():
-        paths += render_cell(cell, Path(folder) / f"{stem}{kind}_cell", formats, caption=title(genotype, kind))
+        name = "recurrent" if cell.space == "rnn" else kind
+        paths += render_cell(cell, Path(folder) / f"{stem}{name}_cell", formats, caption=title(genotype, kind))
     return paths

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -193,6 +194,23 @@ class CodeSampler:
         self._state.load_state_dict(state)
 
 
+def progress_style() -> str:
+    """How a run shows progress: "bar" (a per-step tqdm bar; a widget in Jupyter) or "epoch" (one printed line per
+    epoch). ``$EGS_PROGRESS`` decides when set; otherwise a bar in a terminal and in a kernel that a Jupyter server
+    started (JupyterLab sets ``JPY_SESSION_NAME``), and one line per epoch in a kernel run by papermill or
+    nbconvert (the executed copy keeps one line per epoch) and where output goes to a file, a pipe or a
+    scheduler's log (no carriage-return updates there)."""
+    style = os.environ.get("EGS_PROGRESS")
+    if style in ("bar", "epoch"):
+        return style
+    if style:
+        raise EGSError(f"EGS_PROGRESS={style!r} is not a progress style; set it to 'bar' or 'epoch', or unset it.")
+    if "ipykernel" in sys.modules:
+        return "bar" if os.environ.get("JPY_SESSION_NAME") else "epoch"
+    interactive = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+    return "bar" if interactive else "epoch"
+
+
 class EpochLoop(ABC):
     """Run directory, checkpoints and the resumable epoch/step loop.
 
@@ -231,8 +249,7 @@ class EpochLoop(ABC):
         self.cfg, self.dir, self.resume = cfg, Path(run_dir), resume
         self.lock = RunLock(self.dir) if self.dist.main else None  # before any data is loaded
         self.record = {**asdict(cfg), **(record or {})}
-        # EGS_PROGRESS=epoch (set by `egs reproduce` for papermill): one line per epoch, no per-step bar
-        self.epoch_lines = progress and self.dist.main and os.environ.get("EGS_PROGRESS") == "epoch"
+        self.epoch_lines = progress and self.dist.main and progress_style() == "epoch"
         self.progress = progress and self.dist.main and not self.epoch_lines
         self.precision = MixedPrecision(self.device, cfg.amp)
         self.epoch, self.step, self.elapsed = 0, 0, 0.0
@@ -431,14 +448,20 @@ class EpochLoop(ABC):
                     record = self.end_epoch()
                     self._record({"type": "epoch", "epoch": self.epoch + 1, "elapsed_s": self.elapsed, **record})
                     if self.epoch_lines:
-                        shown = {k: v for k, v in record.items() if isinstance(v, float) and k.endswith(SHOWN)}
-                        print(f"{self.label} epoch {self.epoch + 1}/{self.cfg.epochs} ({self.elapsed:.0f} s): "
-                              + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()), flush=True)
+                        self._epoch_line(record)
                     self.epoch, self.step, self.sums = self.epoch + 1, 0, {}
                     self.checkpoint()
             return self.finish()
         finally:
             self.close()
+
+    def _epoch_line(self, record: Mapping[str, Any]) -> None:
+        """One line for the finished epoch: on stdout in a notebook (its report), else on stderr like a bar
+        (the CLI's stdout carries the summary JSON)."""
+        shown = {k: v for k, v in record.items() if isinstance(v, float) and k.endswith(SHOWN)}
+        print(f"{self.label} epoch {self.epoch + 1}/{self.cfg.epochs} ({self.elapsed:.0f} s): "
+              + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()), flush=True,
+              file=sys.stdout if "ipykernel" in sys.modules else sys.stderr)
 
     def _track_finite(self, out: Mapping[str, Any]) -> None:
         """Remember, on the device (no host sync), the first step whose loss was NaN or inf."""

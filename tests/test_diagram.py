@@ -110,3 +110,23 @@ def test_bad_arguments():
         render_cell(DARTS_V2.normal, "unused", formats=("jpeg2",))
     with pytest.raises(EGSError, match="CellGenotype"):
         cell_diagram(DARTS_V2)
+
+
+def test_egs_draw_published_names_json_files_and_bad_input(tmp_path, capsys):
+    """`egs draw NAME|GENOTYPE.json|RUN_DIR`: conv and recurrent published cells by name, a JSON file, a clear error."""
+    from egs.__main__ import main
+    from egs.genotype import save_genotype
+    from egs.published import PUBLISHED
+    assert main(["draw", "DARTS_V2", "--out", str(tmp_path / "a")]) == 0
+    assert main(["draw", "DARTS_V2_RNN", "--out", str(tmp_path / "a")]) == 0
+    drawn = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert drawn == ["DARTS_V2_RNN_recurrent_cell.png", "DARTS_V2_RNN_recurrent_cell.svg", "DARTS_V2_normal_cell.png",
+                     "DARTS_V2_normal_cell.svg", "DARTS_V2_reduce_cell.png", "DARTS_V2_reduce_cell.svg"]
+    assert "DARTS_V2" in (tmp_path / "a" / "DARTS_V2_normal_cell.svg").read_text()  # titled by its name
+    save_genotype(PUBLISHED["DATA_M7"], tmp_path / "mine.json")
+    assert main(["draw", str(tmp_path / "mine.json"), "--out", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "b" / "mine_normal_cell.png").is_file() and (tmp_path / "b" / "mine_reduce_cell.svg").is_file()
+    capsys.readouterr()
+    assert main(["draw", "NOT_A_CELL", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'NOT_A_CELL' is neither a published name (DARTS_V1, " in err

@@ -210,9 +210,12 @@ def test_resume_and_restart_errors(tmp_path, data_root):
 def test_cli_search_and_derive(tmp_path, data_root):
     env = {"EGS_DATA_DIR": str(data_root), "PATH": "/usr/bin:/bin"}
     run = subprocess.run([sys.executable, "-m", "egs", "search", "--profile", "smoke", "--run-dir",
-                          str(tmp_path / "cli"), "--epochs", "1", "--set", "batch_size=16", "--no-progress"],
+                          str(tmp_path / "cli"), "--epochs", "1", "--set", "batch_size=16"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr
+    # output to a pipe: the summary JSON alone on stdout, one progress line per epoch on stderr, no bar updates
+    assert json.loads(run.stdout)["rule"] == "node"
+    assert "search epoch 1/1 (" in run.stderr and "\r" not in run.stderr and "it/s" not in run.stderr
     assert json.loads((tmp_path / "cli" / "config.json").read_text())["batch_size"] == 16
     out = subprocess.run([sys.executable, "-m", "egs", "derive", str(tmp_path / "cli"), "--render",
                           str(tmp_path / "fig")], capture_output=True, text=True, env=env, timeout=120)
@@ -264,3 +267,20 @@ def test_select_rule_records_its_candidates_and_provenance_travels(tmp_path, dat
         Trainer(settings("train_cifar", "smoke", epochs=1), DARTS_V2, tmp_path / "t", data_root=data_root,
                 progress=False).run()
         derive(tmp_path / "t")
+
+
+def test_progress_style_follows_the_environment(monkeypatch):
+    from egs.loop import progress_style
+    for style in ("bar", "epoch"):
+        monkeypatch.setenv("EGS_PROGRESS", style)
+        assert progress_style() == style
+    monkeypatch.setenv("EGS_PROGRESS", "lines")
+    with pytest.raises(EGSError, match="EGS_PROGRESS='lines'.*'bar' or 'epoch'"):
+        progress_style()
+    monkeypatch.delenv("EGS_PROGRESS")
+    assert progress_style() == ("bar" if sys.stderr.isatty() else "epoch")
+    monkeypatch.setitem(sys.modules, "ipykernel", sys)  # a kernel: papermill's (no session) or JupyterLab's
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    assert progress_style() == "epoch"
+    monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/02_cifar10_search.ipynb")
+    assert progress_style() == "bar"
