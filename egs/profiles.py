@@ -65,8 +65,8 @@ _RATE, _NONNEGATIVE, _BETA = check_rate, _real(0.0), _real(0.0, 1.0, high_open=T
 RULES: dict[str, Callable[[object, str], Any]] = {
     # every run
     "epochs": _COUNT, "batch_size": _COUNT, "lr": _POSITIVE, "weight_decay": _NONNEGATIVE, "grad_clip": _POSITIVE,
-    "lr_reference_batch": _SIZE, "micro_batch": _SIZE, "amp": check_bool, "tensorboard": check_bool, "seed": _SIZE, "log_every": _COUNT,
-    "device": _device,
+    "lr_reference_batch": _SIZE, "micro_batch": _SIZE, "amp": check_bool, "tensorboard": check_bool, "seed": _SIZE,
+    "log_every": _COUNT, "device": _device,
     # architecture search (Eq. 5, Definition 1, Eq. 9)
     "M": lambda v, _: check_M(v), "lam": lambda v, _: check_lam(v), "tau_start": check_tau, "tau_end": check_tau,
     "mode": _choice(*MODES), "arch_lr": _NONNEGATIVE, "arch_beta1": _BETA, "arch_beta2": _BETA,

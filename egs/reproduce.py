@@ -73,7 +73,8 @@ STEPS = (
          tables=("01_fig1_codes.csv", "01_prop2_inclusion.csv", "01_prop3_num_codes.csv", "01_num_active_ops.csv"),
          figures=_files(("fig1_gumbel_vs_ensemble", "prop2_inclusion_probability", "num_active_ops_K8"), "png", "pdf")),
     Step("02_cifar10_search", outputs={"genotype_out": _GENOTYPE}, runs={"run_dir": "runs/02_search"},
-         tables=("02_search_summary.csv",), files=("runs/02_search/figure3/summary.json",), experiment="search", datasets=("cifar10",),
+         tables=("02_search_summary.csv",), files=("runs/02_search/figure3/summary.json",), experiment="search",
+         datasets=("cifar10",),
          figures=_files(("02_search_curves", "02_p_evolution", "02_entropy"), "png", "pdf")
          + _files(("fig3a_normal_cell", "fig3b_reduction_cell", "02_normal_cell_searched",
                    "02_reduction_cell_searched"), "png", "svg")),
