@@ -41,7 +41,8 @@ def load_cifar10(train: bool, root: str | os.PathLike | None = None) -> tuple[to
     from egs.data import cifar10, locate
     try:
         ds = cifar10(train=train, root=root)
-    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError, AttributeError, OSError) as err:
+    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError, AttributeError, OSError,
+            OverflowError, MemoryError, SystemError) as err:  # what unpickling damaged bytes raises
         folder = locate("cifar10", root)  # names a missing file itself
         raise EGSError(f"{_damaged_batch(folder, train) or folder} is damaged ({type(err).__name__}); fetch it "
                        "again with `egs data fetch cifar10 --force`.") from None

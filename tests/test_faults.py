@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from egs.errors import EGSError
 from egs.genotype import DARTS_V2
 from egs.profiles import settings
 from egs.rundir import RunLock
+from egs.runlog import load_checkpoint
 from egs.sampler import code_distribution, ensemble_gumbel_softmax, smallest_tau
 from egs.search import Search
 from egs.train import Trainer
@@ -99,7 +101,7 @@ def test_a_damaged_checkpoint_names_the_file(finished, tmp_path, env, damage):
     elif damage == "empty":
         ckpt.write_bytes(b"")
     elif damage == "random":
-        ckpt.write_bytes(os.urandom(4096))
+        ckpt.write_bytes(random.Random(0).randbytes(4096))
     else:  # the right identity, the wrong shapes (another configuration)
         state = torch.load(ckpt, weights_only=False)
         state["model"]["alpha_normal"] = torch.zeros(3, 3)
@@ -108,6 +110,16 @@ def test_a_damaged_checkpoint_names_the_file(finished, tmp_path, env, damage):
     line = one_line(_resume(mine, env))
     assert str(ckpt) in line and ("damaged" in line or "does not fit" in line)
     assert _snapshot(mine) == before
+
+
+# Seeds whose 4 KiB of random bytes make unpickling raise OverflowError, ValueError, UnicodeDecodeError and
+# MemoryError (found by enumeration; a CI run once drew an OverflowError that escaped as a traceback), then more.
+@pytest.mark.parametrize("seed", [43, 45, 102, 454, *range(20)])
+def test_random_bytes_in_a_checkpoint_give_one_clear_error(tmp_path, seed):
+    ckpt = tmp_path / "checkpoint.pt"
+    ckpt.write_bytes(random.Random(seed).randbytes(4096))
+    with pytest.raises(EGSError, match="checkpoint.pt is damaged and cannot be read"):
+        load_checkpoint(ckpt)
 
 
 @pytest.mark.parametrize("damage", ["missing", "malformed"])
