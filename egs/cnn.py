@@ -20,8 +20,9 @@ ops of a multi-op edge and the edges into a node are summed, as in the paper and
 evaluation network (DATA-NAS ``model_gumbel.py``). **Only ops whose code bit is set are
 executed**; in the supernet each output is gated by its code value, exactly 1 in the forward pass of
 the straight-through estimator: the output is used as it is and the code receives the gradient of
-``output * code`` (:func:`egs.sampler.straight_through`), so the architecture logits learn without a
-second copy of every activation.
+``output * code``, so the architecture logits learn without a second copy of any activation: the gate
+enters the op's final BatchNorm as its weight (:func:`egs.gate.gated_op`), so nothing is kept for the
+backward pass that the fixed child would not keep.
 
 Decision (search only): the **supernet** divides an edge by its number of active non-zero ops
 n(i, j). With M = 7 about four ops are active per edge and a node sums up to 20 of them, which made
@@ -45,7 +46,7 @@ from egs.checks import check_int, check_rate
 from egs.errors import EGSError
 from egs.genotype import Genotype
 from egs.ops import FactorizedReduce, Identity, ReLUConvBN, build_op
-from egs.sampler import straight_through
+from egs.gate import gated_op
 from egs.space import CONV, ZERO, Edge, SearchSpace, get_space
 
 N_NODES = 6  # two inputs + four intermediate nodes (the paper's n = 7 also counts the output)
@@ -97,8 +98,8 @@ class Cell(nn.Module):
             active: per edge, the names of the ops to execute (None: every op the edge holds).
             drop_prob: drop-path probability for non-identity ops (training only).
             hard: ``weights`` are hard straight-through codes (1 wherever an op runs): an op's output is
-                then used as it is and the code only receives its gradient
-                (:func:`egs.sampler.straight_through`), instead of being multiplied in.
+                then used as it is and the code only receives its gradient (:func:`egs.gate.gated_op`),
+                instead of being multiplied in.
         """
         states: list[torch.Tensor | None] = [self.pre0(s0), self.pre1(s1)]
         e = 0
@@ -110,10 +111,12 @@ class Cell(nn.Module):
                 edge = None
                 for name in names:
                     op = ops[name]
-                    out = op(x)
-                    if weights is not None:
-                        w = weights[e, self.index[name]]
-                        out = straight_through(out, w) if hard else out * w
+                    if weights is None:
+                        out = op(x)
+                    elif hard:
+                        out = gated_op(op, x, weights[e, self.index[name]])
+                    else:
+                        out = op(x) * weights[e, self.index[name]]
                     if drop_prob > 0 and self.training and not isinstance(op, Identity):
                         out = drop_path(out, drop_prob)
                     edge = out if edge is None else edge + out

@@ -85,7 +85,9 @@ def gradient_snr(search, samples: int = 32, seed: int = 0) -> dict[str, Any]:
         model.zero_grad(set_to_none=True)
         loss, _ = search.loss(codes, *tensors)
         loss.backward()
-        grads.append(torch.cat([a.grad.detach().reshape(-1) for a in model.arch_parameters()]).double().cpu())
+        # a cell whose every sampled op is "none" gives its logits no gradient at all (None): zeros
+        grads.append(torch.cat([(a.grad if a.grad is not None else torch.zeros_like(a)).detach().reshape(-1)
+                                for a in model.arch_parameters()]).double().cpu())
         model.zero_grad(set_to_none=True)
     g = torch.stack(grads)
     mean, std = g.mean(0), g.std(0).clamp_min(1e-30)

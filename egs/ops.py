@@ -92,13 +92,17 @@ class FactorizedReduce(nn.Module):
         self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
         self.bn = nn.BatchNorm2d(C_out, affine=affine)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Everything before the final BatchNorm (:func:`egs.gate.gated_op` gates that BatchNorm)."""
         x = self.relu(x)
         H, W = x.shape[-2:]
         shifted = x[:, :, 1:, 1:]
         if H % 2 or W % 2:
             shifted = F.pad(shifted, (0, W % 2, 0, H % 2))
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+        return torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.features(x))
 
 
 class Identity(nn.Module):

@@ -41,6 +41,11 @@ SETTINGS = {
     "C10": dict(lam=1.0, arch_lr=3e-2, arch_weight_decay=0.0),  # no weight decay on alpha (the authors' 0)
     "C11": dict(lam=0.5, arch_lr=3e-2, arch_weight_decay=0.0),  # ... with the paper's lambda
     "C12": dict(lam=0.5, arch_lr=3e-3, arch_weight_decay=0.0),  # ... at the top of the usual arch lr range
+    # The second search seed under C7, and M = 1 (one draw per node: its logits move slowest), searched twice as long.
+    "C7s1": dict(lam=1.0, arch_lr=3e-2, arch_weight_decay=0.0, tau_schedule="linear", tau_start=2.0, tau_end=0.5, seed=1),
+    "C10M1": dict(lam=1.0, arch_lr=3e-2, arch_weight_decay=0.0, M=1, epochs=8),
+    "C10M1L": dict(lam=1.0, arch_lr=3e-2, arch_weight_decay=0.0, M=1, epochs=12),
+    "C7M1": dict(lam=1.0, arch_lr=3e-2, arch_weight_decay=0.0, tau_schedule="linear", tau_start=2.0, tau_end=0.5, M=1, epochs=8),
 }
 
 
@@ -52,7 +57,7 @@ def run(name: str, root: Path) -> dict:
     snr_start = gradient_snr(search, 16)
     summary = search.run()
     snr_end = gradient_snr(search, 16)
-    return {"setting": name, **SETTINGS[name], "steps": cfg.epochs * (cfg.train_size // cfg.batch_size),
+    return {"setting": name, **SETTINGS[name], "M": cfg.M, "seed": cfg.seed, "steps": cfg.epochs * (cfg.train_size // cfg.batch_size),
             "entropy_h_end": summary["entropy_h"], "max_abs_alpha": max(float(a.detach().abs().max()) for a in search.model.arch_parameters()),
             "val_acc_derived": summary["final_val_acc"], "val_acc_alpha0": summary["final_val_acc_alpha0"],
             "derived_ops": summary["derived_ops"], "params_eval_M": summary["params_derived_eval_size"] / 1e6,

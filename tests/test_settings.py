@@ -111,3 +111,16 @@ def test_language_models_split_micro_batches_over_streams(tmp_path, data_root):
     run = LMTrainer(cfg, DARTS_V2_RNN, tmp_path / "bad", data_root=data_root, progress=False)
     with pytest.raises(EGSError, match="micro_batch=3 must divide the per-process batch of 4"):
         run.run()
+
+
+def test_the_tables_search_m1_for_the_protocols_single_draw_epochs():
+    """M = 1 is searched for the protocol's `single_draw_epochs` (cpu: 12), unless epochs are given; other M,
+    and profiles without it (paper), keep the search settings' own epochs."""
+    from egs.profiles import search_settings
+    cpu = settings("protocol", "cpu").single_draw_epochs
+    assert cpu == 12 and search_settings("cpu", M=1).epochs == cpu
+    assert search_settings("cpu", M=1, epochs=2).epochs == 2
+    assert search_settings("cpu", M=7).epochs == search_settings("cpu").epochs == settings("search", "cpu").epochs
+    assert search_settings("paper", M=1) == settings("search", "paper", M=1)
+    with pytest.raises(EGSError, match="single_draw_epochs"):
+        settings("protocol", "cpu", single_draw_epochs=-1)

@@ -75,3 +75,55 @@ def test_a_search_step_syncs_with_the_host_once(tmp_path, data_root, monkeypatch
     # one read of the codes per step: .cpu() (the sync) then .tolist() of the host copy
     assert counter.calls == ["egs.supernet.cpu", "egs.supernet.tolist"] * 3, counter.calls
     loop.close()
+
+
+@pytest.mark.parametrize("name, stride, affine", [("sep_conv_3x3", 1, False), ("dil_conv_5x5", 2, False),
+                                                  ("max_pool_3x3", 1, False), ("skip_connect", 2, False),
+                                                  ("skip_connect", 1, False), ("sep_conv_5x5", 1, True)])
+def test_a_gated_op_is_its_output_times_the_gate(name, stride, affine):
+    """gated_op: the forward value is the op's output (bit for bit) and every gradient, the gate's included,
+    is that of ``op(x) * gate``; BatchNorm's running statistics move exactly as under ``op(x)``."""
+    import copy
+
+    from egs.gate import final_batch_norm, gated_op
+    from egs.ops import make_conv_op
+    torch.manual_seed(0)
+    op = make_conv_op(name, 4, stride, affine=affine, search=True).train()
+    twin = copy.deepcopy(op)
+    x = torch.randn(3, 4, 7, 7)
+    outs, grads = [], []
+    for module, gated in ((op, True), (twin, False)):
+        xi = x.clone().requires_grad_()
+        gate = (torch.ones(()) + torch.zeros((), requires_grad=True)).requires_grad_()
+        gate.retain_grad()
+        out = gated_op(module, xi, gate) if gated else module(xi) * gate
+        g = torch.randn_like(out, generator=torch.Generator().manual_seed(1))
+        out.backward(g)
+        outs.append(out.detach())
+        grads.append([gate.grad, xi.grad, *(p.grad for p in module.parameters())])
+    assert torch.equal(outs[0], outs[1])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-5), (a, b)
+    assert all(torch.equal(a, b) for a, b in zip(op.buffers(), twin.buffers()))
+    assert (final_batch_norm(op) is None) == (name == "skip_connect" and stride == 1)
+
+
+def test_a_gated_op_keeps_nothing_for_backward_that_the_op_does_not():
+    """The gated op saves exactly the tensors the plain op saves (no copy of its output is kept)."""
+    from egs.gate import gated_op
+    from egs.ops import make_conv_op
+    op = make_conv_op("sep_conv_3x3", 8, 1, affine=False, search=True)
+    x = torch.randn(2, 8, 8, 8, requires_grad=True)
+
+    def saved_bytes(fn):
+        seen = {}
+
+        def pack(t):
+            seen[(t.data_ptr(), t.numel())] = t.numel() * t.element_size()
+            return t
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            fn()
+        return sum(seen.values())
+    plain = saved_bytes(lambda: op(x))
+    gate = torch.ones((), requires_grad=True)
+    assert saved_bytes(lambda: gated_op(op, x, gate)) <= plain + 64  # the gate and its expanded weight
