@@ -124,7 +124,7 @@ class ProtocolSettings(Settings):
     random_rnn_cells: int = 1  # Table 3's random recurrent cells
     search_seeds: tuple[int, ...] = (0,)
     ablation_Ms: tuple[int, ...] = tuple(range(1, 10))  # Table 5's trained M values
-    single_draw_epochs: int = 0  # search epochs at M = 1 (Figure 3, Table 5); 0: the search settings' own
+    single_draw_epochs: int = 0  # CIFAR-10 search epochs at M = 1 (Figure 3a/3b, Table 5); 0: the search's own
 
 
 @dataclass(frozen=True)

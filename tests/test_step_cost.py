@@ -127,3 +127,12 @@ def test_a_gated_op_keeps_nothing_for_backward_that_the_op_does_not():
     plain = saved_bytes(lambda: op(x))
     gate = torch.ones((), requires_grad=True)
     assert saved_bytes(lambda: gated_op(op, x, gate)) <= plain + 64  # the gate and its expanded weight
+
+
+def test_the_work_ratio_counts_dense_and_sampled_networks_alike():
+    """benchmarks/work_ratio.py: where M draws switch on every op (M = 200 of 8 ops) the sampled network is the
+    dense one (ratio exactly 1); at M = 1 it runs about one op per edge, so the dense network does several
+    times its work."""
+    from benchmarks.work_ratio import work_ratios
+    assert work_ratios(C=4, layers=3, M=200, pairs=2) == [1.0, 1.0]
+    assert all(r > 2 for r in work_ratios(C=4, layers=3, M=1, pairs=3))
