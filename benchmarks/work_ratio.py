@@ -1,9 +1,10 @@
 """How much less work the sampled network does than the dense one: the bound on dense / EGS step time.
 
 EGS runs only the sampled ops, so its speed-up over DARTS's dense step cannot exceed the ratio of the two
-networks' work. This counts convolution multiply-adds (forward, one 3x32x32 image) of the dense supernet
-and of the networks of the codes that ``search_step.py`` times (same seed, same draws), and prints the
-median ratio and its range over the draws. Pooling and BatchNorm are not counted.
+networks' work. This counts multiply-adds (convolutions and the classifier, :func:`egs.macs.count_macs`;
+forward, one 3x32x32 image) of the dense supernet and of the networks of the codes that ``search_step.py``
+times (same seed, same draws), and prints the median ratio and its range over the draws. Pooling and
+BatchNorm are not counted.
 
     .venv/bin/python benchmarks/work_ratio.py               # C = 16, 8 cells, M = 7, 20 draws
     .venv/bin/python benchmarks/work_ratio.py --M 4 --pairs 20
@@ -12,35 +13,37 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
 
+from egs.macs import count_macs
 from egs.supernet import Supernet, active_ops_of
+
+
+class _Pass(nn.Module):
+    """``run(model, x)`` as a module's forward pass, so :func:`egs.macs.count_macs` can count it."""
+
+    def __init__(self, model: nn.Module, run: Callable[[nn.Module, torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.model, self.run = model, run
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(self.model, x)
 
 
 def work_ratios(C: int = 16, layers: int = 8, M: int = 7, pairs: int = 20, warmup: int = 1,
                 seed: int = 0) -> list[float]:
-    """dense / sampled convolution MACs for each timed draw of ``search_step.py`` (codes seeded seed + 1 + i)."""
+    """dense / sampled multiply-adds for each timed draw of ``search_step.py`` (codes seeded seed + 1 + i)."""
     torch.manual_seed(seed)
     model = Supernet(C, 10, layers, M=M).train()
-    macs = [0]
-
-    def count(module: nn.Conv2d, _inputs, out: torch.Tensor) -> None:
-        macs[0] += out.numel() * (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            module.register_forward_hook(count)
-    x = torch.zeros(1, 3, 32, 32)
-    with torch.no_grad():
-        model.forward_dense(x)
-        dense, ratios = macs[0], []
-        for i in range(warmup, warmup + pairs):
-            codes = model.sample(torch.Generator().manual_seed(seed + 1 + i))
-            macs[0] = 0
-            model.net(x, active=active_ops_of(codes, model.space))
-            ratios.append(dense / macs[0])
+    dense = count_macs(_Pass(model, lambda m, x: m.forward_dense(x)), (3, 32, 32)).total
+    ratios = []
+    for i in range(warmup, warmup + pairs):
+        with torch.no_grad():
+            active = active_ops_of(model.sample(torch.Generator().manual_seed(seed + 1 + i)), model.space)
+        ratios.append(dense / count_macs(_Pass(model, lambda m, x: m.net(x, active=active)), (3, 32, 32)).total)
     return ratios
 
 
@@ -53,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> list[float]:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     ratios = work_ratios(args.C, args.layers, args.M, args.pairs, seed=args.seed)
-    print(f"dense / sampled convolution MACs, M = {args.M}, {len(ratios)} draws: median {statistics.median(ratios):.3f}, "
+    print(f"dense / sampled multiply-adds, M = {args.M}, {len(ratios)} draws: median {statistics.median(ratios):.3f}, "
           f"range [{min(ratios):.3f}, {max(ratios):.3f}]")
     return ratios
 

@@ -194,6 +194,11 @@ class CodeSampler:
         self._state.load_state_dict(state)
 
 
+def in_kernel() -> bool:
+    """True inside a Jupyter kernel (JupyterLab, papermill, nbconvert)."""
+    return "ipykernel" in sys.modules
+
+
 def progress_style() -> str:
     """How a run shows progress: "bar" (a per-step tqdm bar; a widget in Jupyter) or "epoch" (one printed line per
     epoch). ``$EGS_PROGRESS`` decides when set; otherwise a bar in a terminal and in a kernel that a Jupyter server
@@ -205,7 +210,7 @@ def progress_style() -> str:
         return style
     if style:
         raise EGSError(f"EGS_PROGRESS={style!r} is not a progress style; set it to 'bar' or 'epoch', or unset it.")
-    if "ipykernel" in sys.modules:
+    if in_kernel():
         return "bar" if os.environ.get("JPY_SESSION_NAME") else "epoch"
     interactive = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
     return "bar" if interactive else "epoch"
@@ -461,7 +466,7 @@ class EpochLoop(ABC):
         shown = {k: v for k, v in record.items() if isinstance(v, float) and k.endswith(SHOWN)}
         print(f"{self.label} epoch {self.epoch + 1}/{self.cfg.epochs} ({self.elapsed:.0f} s): "
               + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()), flush=True,
-              file=sys.stdout if "ipykernel" in sys.modules else sys.stderr)
+              file=sys.stdout if in_kernel() else sys.stderr)
 
     def _track_finite(self, out: Mapping[str, Any]) -> None:
         """Remember, on the device (no host sync), the first step whose loss was NaN or inf."""

@@ -404,8 +404,8 @@ _SETTINGS: dict[str, dict[str, Any]] = {
         # random recurrent cells, Table 5 at M = 1, 4, 7: the breadth the cpu budget allows. M = 1 (Figure 3,
         # Table 5) is searched 12 epochs instead of 4: with one draw per node its logits move slowest; at 4
         # epochs the reduction cell's entropy of h stayed at 0.940 of log K, at 8 it reached 0.898, at 12 0.868
-        # (studies/search.py C10M1, C10M1L; about 130 s). Its normal cell collapses onto "none" meanwhile
-        # (notebook 02 shows it).
+        # (studies/search.py C10M1, C10M1L; about 130 s). Meanwhile its normal cell's mass moves mostly onto
+        # "none" (notebook 02 shows it).
         "cpu": ProtocolSettings(seeds=(0, 1, 2), random_cells=3, random_rnn_cells=2, search_seeds=(0, 1),
                                 ablation_Ms=(1, 4, 7), single_draw_epochs=12),
         "paper": ProtocolSettings(),
