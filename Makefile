@@ -43,8 +43,10 @@ setup:
 	  else echo "egs needs Graphviz's dot and cannot install it here: run 'sudo apt-get install graphviz' (or 'brew install graphviz', 'conda install graphviz'), then make again" >&2; exit 1; fi; \
 	  command -v dot >/dev/null 2>&1 || { echo "Graphviz was installed but dot is not on PATH; add it to PATH, then make again" >&2; exit 1; }; }
 
-venv: setup $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml
+# setup is an order-only prerequisite of the install itself (not a sibling of it), so under `make -j` pip never
+# starts before setup has succeeded, and a present Graphviz does not force a reinstall.
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml | setup
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(TORCH_SPEC)
 	$(PY) -m pip install -e ".[test]"

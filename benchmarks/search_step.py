@@ -34,7 +34,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from egs.loop import MixedPrecision
+from egs.runtime import MixedPrecision
 from egs.space import CONV_OPS
 from egs.supernet import Supernet, active_ops_of
 

@@ -1,6 +1,6 @@
 """What conv (:mod:`egs.search`) and recurrent (:mod:`egs.lm`) architecture searches share.
 
-Each step samples an architecture with ensemble Gumbel-softmax (:class:`egs.loop.CodeSampler`) and
+Each step samples an architecture with ensemble Gumbel-softmax (:class:`egs.runtime.CodeSampler`) and
 trains it. ``joint`` mode is the paper's Eq. 9: one backward pass over the sampled architecture's
 loss updates both the weights ``w`` (SGD, gradient norm clipped) and the logits ``alpha`` (Adam).
 ``bilevel`` mode is first-order DARTS: an ``alpha`` step on a search-val batch (with its own sampled
@@ -25,7 +25,8 @@ import torch.nn as nn
 from egs.errors import EGSError
 from egs.files import write_json
 from egs.genotype import Genotype, save_genotype
-from egs.loop import CodeSampler, EpochLoop
+from egs.loop import EpochLoop
+from egs.runtime import CodeSampler
 from egs.profiles import ArchSettings
 
 
@@ -60,7 +61,7 @@ class ArchitectureSearch(EpochLoop):
         self.start(model, {"w_opt": w_opt, "a_opt": self.a_opt, "gen": self.sampler, **stateful}, forward)
 
     def sample(self) -> Any:
-        """This step's architecture codes (:class:`egs.loop.CodeSampler`)."""
+        """This step's architecture codes (:class:`egs.runtime.CodeSampler`)."""
         return self.sampler(self.where())
 
     @abstractmethod
@@ -114,8 +115,11 @@ class ArchitectureSearch(EpochLoop):
         """The epoch's temperature; and the logits checked finite (once an epoch: the sampler does not
         check them at every step, which would cost a host sync each time)."""
         if not all(bool(torch.isfinite(a).all()) for a in self.model.arch_parameters()):
-            raise EGSError(f"the architecture logits of {self.dir} are NaN or inf at the start of epoch {self.epoch + 1}: "
-                           "the search diverged; lower arch_lr and start again.")
+            kept = self._kept()
+            then = (f"its checkpoint ({kept}) holds them too: lower arch_lr and start a new run" if kept
+                    else "lower arch_lr and start again")
+            raise EGSError(f"the architecture logits of {self.dir} are NaN or inf at the start of epoch "
+                           f"{self.epoch + 1}: the search diverged; {then}.")
         self.model.tau = self.cfg.temperature(self.epoch)
 
     def search_step(self, batch: Sequence[torch.Tensor], dim: int = 0) -> tuple[float, torch.Tensor, Any]:

@@ -20,12 +20,11 @@ from __future__ import annotations
 import io
 import math
 import shutil
-import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from egs.errors import EGSError
+from egs.errors import EGSError, warn
 
 _SKIP = ("type", "epoch", "step")
 
@@ -97,8 +96,7 @@ class Board:
             return
         if shutil.which("dot") is None:
             self._draw = False
-            warnings.warn("TensorBoard gets no cell images: Graphviz's `dot` is not installed (apt-get install "
-                          "graphviz).", stacklevel=2)
+            warn("TensorBoard gets no cell images: Graphviz's `dot` is not installed (apt-get install graphviz).")
             return
         import numpy as np
         from PIL import Image

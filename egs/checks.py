@@ -78,6 +78,37 @@ def check_tau(tau: object, what: str = "tau") -> float:
     return check_real(tau, what, 0.0, low_open=True, fix="the temperature of each Gumbel-softmax draw, e.g. 1.0")
 
 
+# The largest finite number of each floating dtype (torch.finfo(dtype).max, spelled out so that settings are
+# checked without importing torch; tests/test_sampler.py compares them) and the gradient headroom of the sampler.
+FLOAT_MAX = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38, "float32": 3.4028234663852886e38,
+             "float64": 1.7976931348623157e308}
+GRADIENT_HEADROOM = 256.0
+
+
+def smallest_tau(dtype: str = "float32") -> float:
+    """The smallest temperature :func:`egs.sampler.ensemble_gumbel_softmax` accepts for logits of ``dtype``
+    ("float16", "bfloat16", "float32", "float64"): ``GRADIENT_HEADROOM / (2 * max)``, ``max`` the dtype's
+    largest finite number (float16: 1.95e-3; float32 and bfloat16: 3.8e-37; float64: 7.1e-307).
+
+    Why: a logit's gradient is at most ``min(M, K) * max|g| / (2 * tau)`` for an upstream gradient ``g`` of
+    the code (see the sampler's docstring), so from this tau on it stays finite in ``dtype`` whenever
+    ``min(M, K) * max|g| <= 256``; ``1 / tau`` is then finite too."""
+    if dtype not in FLOAT_MAX:
+        raise EGSError(f"dtype={dtype!r} is not a dtype the sampler computes with; use one of {', '.join(FLOAT_MAX)}.")
+    return GRADIENT_HEADROOM / 2.0 / FLOAT_MAX[dtype]  # (2 * max would overflow float64)
+
+
+def check_temperature(tau: object, what: str = "tau", dtype: str = "float32") -> float:
+    """A temperature the sampler accepts for ``dtype`` logits: a finite number >= :func:`smallest_tau`.
+    Searches sample from float32 logits (the architecture parameters, outside autocast), with AMP too."""
+    tau, low = check_tau(tau, what), smallest_tau(dtype)
+    if tau < low:
+        raise EGSError(f"{what}={tau!r} is below {low:.3g}, the smallest temperature the sampler accepts for {dtype} "
+                       f"logits (gradients up to min(M, K) * max|g| / (2 tau) must stay finite); use {what} >= "
+                       f"{low:.3g}.")
+    return tau
+
+
 def check_lam(lam: object, what: str = "lam") -> float:
     """The weight of the effectiveness credit in Eq. 5: a number in [0, 1]."""
     return check_real(lam, what, 0.0, 1.0, fix="lambda weighs softmax(alpha) against the efficiency credit "

@@ -37,6 +37,7 @@ channels (zeros), so a network's shape never depends on the sampled code.
 """
 from __future__ import annotations
 
+import abc
 from typing import Mapping, Sequence
 
 import torch
@@ -178,18 +179,29 @@ class AuxiliaryHead(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
-class _CellNetwork(nn.Module):
+class _CellNetwork(nn.Module, metaclass=abc.ABCMeta):
     """Cells over a stem, global pooling, a linear classifier and an optional auxiliary head.
 
     ``net(x)`` returns the logits. ``net(x, with_aux=True)`` returns ``(logits, aux_logits)`` where
     ``aux_logits`` is None unless the network has an auxiliary head *and* is in training mode: the
     head never acts in evaluation. Drop-path (``drop_prob``, set by the training loop) likewise
     acts only in training.
+
+    A subclass builds its stem, then calls :meth:`_build_cells` and :meth:`_build_head` (which set
+    the attributes declared below), and implements :meth:`stem_states`.
     """
 
+    search: bool                            # set by _build_cells: a supernet (no genotype)
+    space: SearchSpace
+    cells: nn.ModuleList
+    aux_layer: int
+    global_pooling: nn.Module               # set by _build_head
+    classifier: nn.Linear
+    auxiliary_head: AuxiliaryHead | None
+
+    @abc.abstractmethod
     def stem_states(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two inputs (s0, s1) of the first cell."""
-        raise NotImplementedError
+        """The two inputs (s0, s1) of the first cell, from a batch of images ``x`` (B, 3, H, W)."""
 
     def _build_cells(self, C: int, layers: int, genotype: Genotype | None, C_pp: int, C_p: int,
                      reduction_prev: bool, affine: bool, n_nodes: int | None,
@@ -225,6 +237,14 @@ class _CellNetwork(nn.Module):
             C_aux = C_p if layer == self.aux_layer else C_aux
         self._drop_prob = 0.0
         return C_aux, C_p
+
+    def _build_head(self, C_aux: int, C_out: int, num_classes: int, auxiliary: bool, aux_pool_stride: int,
+                    aux_final_bn: bool) -> None:
+        """Global average pooling and the linear classifier over the last cell's ``C_out`` channels and,
+        with ``auxiliary``, DARTS's auxiliary head on the ``C_aux`` channels of cell ``aux_layer``."""
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_out, num_classes)
+        self.auxiliary_head = AuxiliaryHead(C_aux, num_classes, aux_pool_stride, aux_final_bn) if auxiliary else None
 
     @property
     def drop_prob(self) -> float:
@@ -282,11 +302,10 @@ class Network(_CellNetwork):
         C_stem = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(3, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem))
         C_aux, C_out = self._build_cells(C, layers, genotype, C_stem, C_stem, False, affine, n_nodes, space)
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(C_out, num_classes)
-        self.auxiliary_head = AuxiliaryHead(C_aux, num_classes, 3, True) if auxiliary else None
+        self._build_head(C_aux, C_out, num_classes, auxiliary, 3, True)
 
     def stem_states(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stem's output on images ``x`` (B, 3, H, W), twice: both inputs of the first cell."""
         s = self.stem(x)
         return s, s
 
@@ -323,11 +342,10 @@ class NetworkImageNet(_CellNetwork):
         self.stem1 = nn.Sequential(  # s0 also feeds the first cell: the ReLU must not work in place
             nn.ReLU(inplace=False), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
         C_aux, C_out = self._build_cells(C, layers, genotype, C, C, True, True, n_nodes, "conv")
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)  # DARTS's AvgPool2d(7) on the 7x7 map of 224 px
-        self.classifier = nn.Linear(C_out, num_classes)
-        self.auxiliary_head = AuxiliaryHead(C_aux, num_classes, 2, False) if auxiliary else None
+        self._build_head(C_aux, C_out, num_classes, auxiliary, 2, False)  # global pooling: DARTS's AvgPool2d(7)
 
     def stem_states(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(stem0(x), stem1(stem0(x))) on images ``x`` (B, 3, H, W; 224 px in the paper): the first cell's inputs."""
         s0 = self.stem0(x)
         return s0, self.stem1(s0)
 

@@ -225,19 +225,16 @@ def batchify(data: torch.Tensor, batch_size: int, device: torch.device | str | N
 def get_batch(source: torch.Tensor, i: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs ``source[i:i+L]`` and targets ``source[i+1:i+1+L]``, ``L = min(seq_len, len(source)-1-i)``."""
     seq_len = check_int(seq_len, "seq_len", 1, "pass the window length from epoch_windows")
-    n = len(source)
-    if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n - 1:
-        raise EGSError(f"window start {i!r} is outside 0..{n - 2} for a source of {n} rows; "
-                       "use the starts that epoch_windows gives.")
+    n, fix = len(source), "use the starts that epoch_windows gives"
+    if check_int(i, "window start", 0, fix) > n - 2:
+        raise EGSError(f"window start {i!r} is outside 0..{n - 2} for a source of {n} rows; {fix}.")
     length = min(seq_len, n - 1 - i)
     return source[i:i + length], source[i + 1:i + 1 + length]
 
 
 def _check_windows(n_tokens: int, bptt: int) -> None:
     check_int(bptt, "bptt", 1, "pass e.g. 35 (the DARTS/AWD-LSTM value)")
-    if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 2:
-        raise EGSError(f"n_tokens must be an integer >= 2 (rows of the batchified source), got "
-                       f"{n_tokens!r}; pass len(batchify(...)).")
+    check_int(n_tokens, "n_tokens", 2, "it counts the rows of the batchified source: pass len(batchify(...))")
 
 
 def bptt_windows(n_tokens: int, bptt: int, generator: torch.Generator | None = None,
@@ -250,8 +247,7 @@ def bptt_windows(n_tokens: int, bptt: int, generator: torch.Generator | None = N
     (``start + seq_len == n_tokens - 1``), so seq_len is the true window length.
     """
     _check_windows(n_tokens, bptt)
-    if isinstance(max_delta, bool) or not isinstance(max_delta, int) or max_delta < 0:
-        raise EGSError(f"max_delta must be an integer >= 0, got {max_delta!r}; DARTS uses 20.")
+    check_int(max_delta, "max_delta", 0, "DARTS uses 20")
     last = n_tokens - 1  # targets need one row past the inputs
     start = 0
     if not variable:

@@ -23,6 +23,7 @@ import graphviz
 from egs.errors import EGSError
 from egs.files import write_bytes
 from egs.genotype import CellGenotype, Genotype
+from egs.space import get_space
 
 INPUT_COLOR, OUTPUT_COLOR, NODE_COLOR = "darkseagreen2", "palegoldenrod", "lightblue"
 _INSTALL_HINT = "install Graphviz: `apt-get install graphviz` (or `conda install graphviz`), or run `make setup`"
@@ -41,8 +42,15 @@ def subscript_label(name: str) -> str:
 
 def title(genotype_or_cell: Genotype | CellGenotype, kind: str = "normal",
           provenance: Mapping[str, Any] | None = None) -> str:
-    """The diagram title: which cell, and M / rule / run, or the published name and source."""
-    cell_name = "recurrent cell" if genotype_or_cell.space == "rnn" else CELL_NAMES.get(kind, f"{kind} cell")
+    """The diagram title: which cell, and M / rule / run, or the published name and source.
+
+    Args:
+        genotype_or_cell: the genotype (its provenance titles it) or one of its cells.
+        kind: the cell type drawn, "normal" or "reduce" (a recurrent-family space has one, recurrent, cell).
+        provenance: overrides the genotype's provenance (None: the genotype's; a cell has none).
+    """
+    recurrent = get_space(genotype_or_cell.space).family == "rnn"  # the family, not the name: declared spaces too
+    cell_name = "recurrent cell" if recurrent else CELL_NAMES.get(kind, f"{kind} cell")
     prov = dict(provenance or (genotype_or_cell.provenance if isinstance(genotype_or_cell, Genotype) else {}) or {})
     if "name" in prov:
         return f"{prov['name']}, {cell_name} ({prov.get('source', 'published')})"
@@ -117,6 +125,6 @@ def render_genotype(genotype: Genotype, folder: str | os.PathLike, stem: str = "
     ``formats`` (kind: normal and reduce, or recurrent)."""
     paths = []
     for kind, cell in genotype.cells().items():
-        name = "recurrent" if cell.space == "rnn" else kind
+        name = "recurrent" if cell.layout.family == "rnn" else kind
         paths += render_cell(cell, Path(folder) / f"{stem}{name}_cell", formats, caption=title(genotype, kind))
     return paths

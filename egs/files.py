@@ -1,6 +1,10 @@
 """Atomic file writes: write to a temporary file in the same folder, then rename over the target.
 
-A crash or Ctrl-C mid-write leaves either the old file or the new one, never a torn file.
+A crash or Ctrl-C mid-write leaves either the old file or the new one, never a torn file (a killed
+write leaves a ``.<name>.<random>.tmp`` sibling, which :class:`egs.rundir.RunLock` removes at the next
+start). A write that fails for a reason of the OS (a full disk, a read-only or missing folder, no
+permission) raises :class:`egs.errors.WriteError`, one line naming the file and the fix; its
+temporary file is removed and the previous file is left as it was.
 """
 from __future__ import annotations
 
@@ -11,22 +15,29 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+from egs.errors import WriteError
+
 
 @contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
-    """Open a temporary sibling of ``path`` for writing; it replaces ``path`` only on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Open a temporary sibling of ``path`` for writing; it replaces ``path`` only on success.
+
+    An ``OSError`` (raised here or by the caller's writes) becomes :class:`egs.errors.WriteError`."""
+    path, tmp = Path(path), None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; a written file is an ordinary readable file
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, WriteError):
+            raise WriteError(path, err) from None
         raise
 
 

@@ -31,9 +31,11 @@ from egs.errors import EGSError
 from egs.files import write_json
 from egs.genotype import Genotype, save_genotype
 from egs.archsearch import ArchitectureSearch, mean_active_ops
-from egs.loop import EpochLoop, batch_statistics
+from egs.loop import EpochLoop
+from egs.runtime import batch_statistics
 from egs.profiles import LMSettings, LMTrainSettings, RNNSearchSettings
 from egs.rnn import RNNModel, RNNSupernet
+from egs.space import get_space
 
 PAPER_EVAL = {"ptb": 850, "wikitext2": 700}  # embedding = hidden size of the paper-size models
 
@@ -144,6 +146,7 @@ class RNNSearch(ArchitectureSearch):
     """EGS search over the recurrent cell on PTB (or WikiText-2)."""
 
     label, settings_type, experiment = "rnn search", RNNSearchSettings, "rnn_search"
+    score_name = "minus search-val NLL per token (perplexity = exp(-score))"  # what :meth:`score` measures
     cfg: RNNSearchSettings
     model: RNNSupernet
 
@@ -189,6 +192,16 @@ class RNNSearch(ArchitectureSearch):
     def score(self, codes: dict[str, torch.Tensor]) -> float:
         """Minus the search-val NLL of ``codes`` on the first ``select_batches`` BPTT windows."""
         return -self.val_nll(codes, self.data.val[: self.cfg.select_batches * self.cfg.bptt + 1])
+
+    @staticmethod
+    def describe_score(score: float) -> str:
+        return f"search-val perplexity {_ppl(-score):.2f}"
+
+    def rule_metrics(self, codes: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Perplexity of ``codes`` with the shared weights on the ``select`` windows (what :meth:`score` ranks by)
+        and on the rest of search-val (no target shared with them; hidden state from zero)."""
+        rest = self.data.val[self.cfg.select_batches * self.cfg.bptt:]
+        return {"select_ppl": _ppl(-self.score(codes)), "heldout_ppl": _ppl(self.val_nll(codes, rest))}
 
     def arch_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """A fixed-length search-val window, from a zero hidden state."""
@@ -292,8 +305,9 @@ class LMTrainer(EpochLoop):
 
     def __init__(self, cfg: LMTrainSettings, genotype: Genotype, run_dir: str | Path, resume: bool = False,
                  data_root=None, progress: bool = True) -> None:
-        if genotype.space != "rnn":
-            raise EGSError(f"a language model needs a recurrent genotype, got space {genotype.space!r}.")
+        if get_space(genotype.space).family != "rnn":
+            raise EGSError(f"a language model needs a recurrent-family genotype, got space {genotype.space!r} "
+                           f"({get_space(genotype.space).family} family); pass a cell of an rnn-family space.")
         self.genotype = genotype
         super().__init__(cfg, run_dir, resume, progress, record={"genotype": genotype.to_dict()})
         self.data = d = LMData(cfg, self.dist, self.device, data_root, variable_bptt=True)

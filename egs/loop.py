@@ -1,11 +1,15 @@
 """The epoch/step loop shared by search and training, with exact resume.
 
 A run lives in a directory: ``config.json`` (the settings), ``run.json`` (the run's id),
-``metrics.jsonl`` (step and epoch records) and ``checkpoint.pt``, written atomically at the end of every epoch and when the run is
-interrupted. Ctrl-C (SIGINT) is deferred to the end of the current step, so a checkpoint always
-holds a consistent state; resuming restores every stateful object (model, optimizers, schedulers,
-random generators, running sums) and the position ``(epoch, step)``, and data batches are a pure
-function of ``(seed, epoch, step)``, so a resumed run continues exactly as if never stopped.
+``metrics.jsonl`` (step and epoch records) and ``checkpoint.pt``, written atomically at the end of every
+epoch and when the run is interrupted. Ctrl-C (SIGINT) and SIGTERM are deferred to the end of the current
+step, so a checkpoint always holds a consistent state; resuming restores every stateful object (model,
+optimizers, schedulers, random generators, running sums) and the position ``(epoch, step)``, and data
+batches are a pure function of ``(seed, epoch, step)``, so a resumed run continues exactly as if never
+stopped. A run
+that cannot go on (a write fails for a full disk or a read-only folder, the loss is NaN) stops with one
+line that says whether a checkpoint is kept (resume with ``--resume``) or there is none yet; a loop whose
+construction fails releases its run directory's lock before the error leaves.
 
 Subclasses build their model and data, hand them to :meth:`EpochLoop.start` with their other
 stateful objects, and implement the abstract methods (:meth:`batches`, :meth:`train_step`,
@@ -20,13 +24,12 @@ number of processes can resume it.
 from __future__ import annotations
 
 import math
-import os
 import signal
 import sys
 import time
 import uuid
-from abc import ABC, abstractmethod
-from contextlib import contextmanager, nullcontext
+from abc import ABC, ABCMeta, abstractmethod
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
@@ -36,187 +39,34 @@ import torch.nn as nn
 
 from egs import distributed
 from egs.board import Board
-from egs.errors import EGSError
+from egs.errors import EGSError, WriteError
 from egs.files import write_json
 from egs.profiles import RunSettings
-from egs.rundir import RunLock, read_json_file, result_settings, settings_fingerprint
-from egs.runlog import MetricsLog, load_checkpoint, save_checkpoint
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when available, else CPU; anything else is passed to ``torch.device``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise EGSError(f"device={name!r} is not a device; use auto, cpu, cuda or cuda:N.") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise EGSError(f"device={name!r} asked for CUDA but none is available; use device=cpu or auto.")
-    return device
-
-
-class MixedPrecision:
-    """Autocast (bf16 where the GPU supports it, else fp16 with a gradient scaler) on CUDA; off on CPU.
-
-    ``scaler`` is a ``torch.amp.GradScaler`` that is a no-op unless fp16 is used, so a step is
-    always ``scaler.scale(loss).backward(); scaler.unscale_(opt); clip; scaler.step(opt); scaler.update()``.
-    """
-
-    def __init__(self, device: torch.device, enabled: bool) -> None:
-        cuda = device.type == "cuda"
-        self.device_type = device.type
-        self.dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda and enabled else None
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
-
-    def autocast(self):
-        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
-
-
-class GeneratorState:
-    """Adapter giving a ``torch.Generator`` the ``state_dict`` interface of the other objects."""
-
-    def __init__(self, generator: torch.Generator) -> None:
-        self.generator = generator
-
-    def state_dict(self) -> torch.Tensor:
-        return self.generator.get_state()
-
-    def load_state_dict(self, state: torch.Tensor) -> None:
-        self.generator.set_state(state.cpu() if self.generator.device.type == "cpu" else state)
-
-
-class GlobalRNGState:
-    """The global torch RNGs (drop-path masks, dropout) of every rank, saved and restored with a checkpoint.
-
-    Each rank draws its own masks. A rank with no saved state (resuming with more processes than
-    wrote the checkpoint) continues from rank 0's state, reseeded by its rank.
-    """
-
-    def __init__(self, ctx: distributed.Context, device: torch.device) -> None:
-        self.ctx, self.device = ctx, device
-
-    def state_dict(self) -> dict[str, Any]:
-        mine = {"cpu": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
-        return {"ranks": distributed.gather_object(mine, self.ctx)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        ranks = state["ranks"]
-        mine = ranks[self.ctx.rank] if self.ctx.rank < len(ranks) else ranks[0]
-        torch.set_rng_state(mine["cpu"].cpu())
-        if mine["cuda"] is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(mine["cuda"].cpu(), self.device)
-        if self.ctx.rank >= len(ranks):
-            torch.manual_seed(int(torch.randint(2**62, (1,))) + self.ctx.rank)
+from egs.rundir import RunLock, check_run_dir, own_checkpoint, settings_fingerprint
+from egs.runlog import MetricsLog, save_checkpoint
+from egs.runtime import (GlobalRNGState, Interrupted, MixedPrecision, deferred_interrupt, in_kernel, progress_style,
+                         resolve_device)
 
 
 SHOWN = ("loss", "acc", "err", "ppl")  # the epoch-line fields (suffixes of the record's keys)
 
 
-class Interrupted(KeyboardInterrupt):
-    """A run stopped by Ctrl-C (SIGINT) or a scheduler's SIGTERM after a checkpoint; ``exit_status`` is
-    the conventional 128 + signal number (130, 143)."""
+class _ClosedOnFailure(ABCMeta):
+    """Building a loop that fails (a missing checkpoint, damaged data, Ctrl-C while loading) closes it before
+    the error leaves, so its run directory's lock is not held by an object that a kept traceback (a
+    notebook's last exception) keeps alive."""
 
-    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
-        super().__init__(message)
-        self.exit_status = 128 + int(signum)
-
-
-@contextmanager
-def deferred_interrupt() -> Iterator[dict[str, Any]]:
-    """Turn SIGINT and SIGTERM into a flag checked between steps, so an interrupted step still completes;
-    ``flag["signal"]`` is the signal received."""
-    flag: dict[str, Any] = {"stop": False, "signal": signal.SIGINT}
-    previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        loop = cls.__new__(cls, *args, **kwargs)
         try:
-            previous[signum] = signal.signal(signum, lambda sig, _: flag.update(stop=True, signal=sig))
-        except ValueError:  # not in the main thread: leave the signals alone
-            pass
-    try:
-        yield flag
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            loop.__init__(*args, **kwargs)
+        except BaseException:
+            loop.close()
+            raise
+        return loop
 
 
-@contextmanager
-def batch_statistics(model: nn.Module) -> Iterator[None]:
-    """Evaluate with each batch's own BatchNorm statistics, leaving the running statistics untouched.
-
-    A search supernet's running statistics average over every sampled architecture, so they do not
-    fit any single one: with them, the derived architecture's search-val loss was 15-60 nats at
-    14-30% accuracy in our cpu CIFAR-10 search (measured). Batch statistics (BN in training mode with
-    momentum 0; the batch counter is restored) evaluate it as it would be trained. Other layers
-    (dropout) are in evaluation mode.
-    """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m, m.training, m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None
-              else None) for m in norms]
-    model.eval()
-    for m in norms:
-        m.train()
-        m.momentum = 0.0
-    try:
-        yield
-    finally:
-        for m, training, momentum, tracked in saved:
-            m.train(training)
-            m.momentum = momentum
-            if tracked is not None:
-                m.num_batches_tracked.copy_(tracked)
-        model.train()
-
-
-class CodeSampler:
-    """Each step's architecture codes for a search loop: ``supernet.sample`` with the run's seeded
-    generator, checked identical on every rank under torchrun (codes and the logits they came from:
-    never assumed). Its ``state_dict`` is the generator's state, saved with every checkpoint."""
-
-    def __init__(self, supernet: nn.Module, seed: int, ctx: distributed.Context, device: torch.device) -> None:
-        self.supernet, self.ctx, self.device = supernet, ctx, device
-        self.generator = torch.Generator(device).manual_seed(seed)
-        self._state = GeneratorState(self.generator)
-
-    def __call__(self, where: str) -> Any:
-        """Draw this step's codes (``where`` names the step in the error a rank mismatch raises)."""
-        codes = self.supernet.sample(self.generator)
-        values = list(codes.values()) if isinstance(codes, dict) else [codes]
-        distributed.check_identical([*self.supernet.arch_parameters(), *values], "architecture logits or sampled "
-                                    "codes", where, self.ctx, self.device)
-        return codes
-
-    def state_dict(self) -> torch.Tensor:
-        return self._state.state_dict()
-
-    def load_state_dict(self, state: torch.Tensor) -> None:
-        self._state.load_state_dict(state)
-
-
-def in_kernel() -> bool:
-    """True inside a Jupyter kernel (JupyterLab, papermill, nbconvert)."""
-    return "ipykernel" in sys.modules
-
-
-def progress_style() -> str:
-    """How a run shows progress: "bar" (a per-step tqdm bar; a widget in Jupyter) or "epoch" (one printed line per
-    epoch). ``$EGS_PROGRESS`` decides when set; otherwise a bar in a terminal and in a kernel that a Jupyter server
-    started (JupyterLab sets ``JPY_SESSION_NAME``), and one line per epoch in a kernel run by papermill or
-    nbconvert (the executed copy keeps one line per epoch) and where output goes to a file, a pipe or a
-    scheduler's log (no carriage-return updates there)."""
-    style = os.environ.get("EGS_PROGRESS")
-    if style in ("bar", "epoch"):
-        return style
-    if style:
-        raise EGSError(f"EGS_PROGRESS={style!r} is not a progress style; set it to 'bar' or 'epoch', or unset it.")
-    if in_kernel():
-        return "bar" if os.environ.get("JPY_SESSION_NAME") else "epoch"
-    interactive = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
-    return "bar" if interactive else "epoch"
-
-
-class EpochLoop(ABC):
+class EpochLoop(ABC, metaclass=_ClosedOnFailure):
     """Run directory, checkpoints and the resumable epoch/step loop.
 
     The contract, all of it explicit:
@@ -258,25 +108,10 @@ class EpochLoop(ABC):
         self.progress = progress and self.dist.main and not self.epoch_lines
         self.precision = MixedPrecision(self.device, cfg.amp)
         self.epoch, self.step, self.elapsed = 0, 0, 0.0
+        self.saved_at: tuple[int, int] | None = None  # (epoch, step) of the checkpoint on disk; None: none yet
         self.sums: dict[str, float] = {}
         self._started = False
-        self._check_run_dir()
-
-    def _check_run_dir(self) -> None:
-        ckpt = self.dir / "checkpoint.pt"
-        if not self.resume:
-            if ckpt.exists():
-                raise EGSError(f"{self.dir} already holds a run; pass --resume to continue it or choose "
-                               "another run directory.")
-            return
-        if not ckpt.exists():
-            raise EGSError(f"cannot resume: {ckpt} does not exist; start the run without --resume.")
-        stored = result_settings(read_json_file(self.dir / "config.json", "run's settings"))
-        now = result_settings(self.record)
-        if stored != now:
-            changed = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
-            raise EGSError(f"cannot resume {self.dir}: its settings differ in {', '.join(changed)}; "
-                           "resume with the run's own settings or start a new run directory.")
+        check_run_dir(self.dir, resume, self.record, self.dist.main)
 
     def start(self, model: nn.Module, stateful: Mapping[str, Any], forward: Callable[..., Any] | None = None) -> None:
         """Hand the loop its model, the stateful objects saved with it in every checkpoint, and the
@@ -290,37 +125,38 @@ class EpochLoop(ABC):
             self.dir.mkdir(parents=True, exist_ok=True)
         self.log = MetricsLog(self.dir / "metrics.jsonl", write=main)
         self.board = Board(self.dir, self.steps_per_epoch(), self.cfg.tensorboard and main)  # clears its folder
-        if self.resume:
-            state = self._load_own_checkpoint()
-            self.run_id = state["run_id"]
-            self.epoch, self.step, self.elapsed = state["epoch"], state["step"], state["elapsed"]
-            self.sums = dict(state["sums"]) if main else {}  # epoch sums so far, counted once
-            self.log.truncate(state["metrics_lines"])
-            self.board.replay(self.log.read())  # the curves up to the checkpoint, nothing after it
-        else:
-            if self.dist.rank:  # each rank its own dropout / drop-path masks
-                torch.manual_seed(self.cfg.seed + 7919 * self.dist.rank)
-            self.run_id = distributed.broadcast_object(uuid.uuid4().hex[:16], self.dist)
-            self.log.truncate(0)
-            if main:
-                write_json(self.dir / "config.json", self.record)
-                write_json(self.dir / "run.json", {"run_id": self.run_id, "kind": self.label,
-                                                   "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        try:
+            self._restore() if self.resume else self._begin()
+        except WriteError as err:
+            raise self._write_failed(err) from None
         self._started = True
 
+    def _restore(self) -> None:
+        """Continue from the run's own checkpoint, its metrics cut to the lines it accounts for."""
+        state = self._load_own_checkpoint()
+        self.run_id = state["run_id"]
+        self.epoch, self.step, self.elapsed = state["epoch"], state["step"], state["elapsed"]
+        self.saved_at = (self.epoch, self.step)
+        self.sums = dict(state["sums"]) if self.dist.main else {}  # epoch sums so far, counted once
+        self.log.truncate(state["metrics_lines"])
+        self.board.replay(self.log.read())  # the curves up to the checkpoint, nothing after it
+
+    def _begin(self) -> None:
+        """A new run: its id, ``config.json``, ``run.json`` and an empty log."""
+        if self.dist.rank:  # each rank its own dropout / drop-path masks
+            torch.manual_seed(self.cfg.seed + 7919 * self.dist.rank)
+        self.run_id = distributed.broadcast_object(uuid.uuid4().hex[:16], self.dist)
+        self.run_info = {"run_id": self.run_id, "kind": self.label, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        self.log.truncate(0)
+        if self.dist.main:
+            write_json(self.dir / "config.json", self.record)
+            write_json(self.dir / "run.json", self.run_info)
+
     def _load_own_checkpoint(self) -> dict[str, Any]:
-        """The checkpoint, refused (one line) unless it belongs to this run directory's run and settings;
-        then every stateful object restored from it."""
+        """The checkpoint, refused (one line) unless it belongs to this run directory's run and settings
+        (:func:`egs.rundir.own_checkpoint`); then every stateful object restored from it."""
+        state, self.run_info = own_checkpoint(self.dir, self.record, self.device, self.dist.main)
         path = self.dir / "checkpoint.pt"
-        state = load_checkpoint(path, self.device)
-        run_id = read_json_file(self.dir / "run.json", "run's identity").get("run_id")
-        if state.get("run_id") != run_id:
-            raise EGSError(f"cannot resume: {path} belongs to run {state.get('run_id')}, but {self.dir} is run "
-                           f"{run_id}; a checkpoint resumes only its own run: start a new run directory.")
-        if state.get("settings") != settings_fingerprint(self.record):
-            raise EGSError(f"cannot resume: {path} (run {run_id}) was written with other settings than these "
-                           f"(fingerprint {state.get('settings')} != {settings_fingerprint(self.record)}); resume "
-                           "with the run's own settings or start a new run directory.")
         for name, obj in self.stateful.items():
             try:
                 obj.load_state_dict(state[name])
@@ -331,10 +167,11 @@ class EpochLoop(ABC):
         return state
 
     def close(self) -> None:
-        """Release the run directory's lock (done when :meth:`run` ends; for loops built but not run)."""
+        """Release the run directory's lock (done when :meth:`run` ends, and when building the loop fails;
+        for loops built but not run)."""
         if getattr(self, "board", None) is not None:
             self.board.close()
-        if self.lock is not None:
+        if getattr(self, "lock", None) is not None:
             self.lock.release()
 
     def where(self) -> str:
@@ -358,9 +195,25 @@ class EpochLoop(ABC):
         """Every rank takes part (RNG states are gathered); rank 0 writes."""
         state = {name: obj.state_dict() for name, obj in self.stateful.items()}
         state.update(run_id=self.run_id, settings=settings_fingerprint(self.record), epoch=self.epoch,
-                     step=self.step, elapsed=self.elapsed, sums=self.global_sums(), metrics_lines=self.log.lines)
+                     step=self.step, elapsed=self.elapsed, sums=self.global_sums(), metrics_lines=self.log.lines,
+                     record=self.record, run=self.run_info)  # copies of config.json and run.json
         if self.dist.main:
             save_checkpoint(self.dir / "checkpoint.pt", state)
+        self.saved_at = (self.epoch, self.step)
+
+    def _kept(self) -> str | None:
+        """Where the checkpoint on disk stands ("the end of epoch 2", "epoch 3, step 5"); None if there is none."""
+        if self.saved_at is None:
+            return None
+        epoch, step = self.saved_at
+        return f"the end of epoch {epoch}" if step == 0 else f"epoch {epoch + 1}, step {step}"
+
+    def _write_failed(self, err: WriteError) -> EGSError:
+        """A failed write (full disk, read-only folder) as one line that says what is kept and how to go on."""
+        kept = self._kept()
+        then = (f"the last good checkpoint ({kept}) is kept: free space or fix the folder, then resume with --resume"
+                if kept else "the run has no checkpoint yet: free space or fix the folder, then start it again")
+        return EGSError(f"cannot write {err.path} ({err.reason}); {then}.")
 
     def backward(self, batch: Sequence[torch.Tensor], loss_of: Callable[..., tuple[torch.Tensor, torch.Tensor]],
                  dim: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -448,8 +301,8 @@ class EpochLoop(ABC):
                     self.begin_epoch()
                     self._run_epoch(flag)
                     self.sums = self.global_sums()
-                    distributed.check_identical(self.model.parameters(), "weights", f"the end of epoch {self.epoch + 1}",
-                                                self.dist, self.device)
+                    distributed.check_identical(self.model.parameters(), "weights",
+                                                f"the end of epoch {self.epoch + 1}", self.dist, self.device)
                     record = self.end_epoch()
                     self._record({"type": "epoch", "epoch": self.epoch + 1, "elapsed_s": self.elapsed, **record})
                     if self.epoch_lines:
@@ -457,6 +310,8 @@ class EpochLoop(ABC):
                     self.epoch, self.step, self.sums = self.epoch + 1, 0, {}
                     self.checkpoint()
             return self.finish()
+        except WriteError as err:
+            raise self._write_failed(err) from None
         finally:
             self.close()
 
@@ -481,11 +336,14 @@ class EpochLoop(ABC):
         """Stop (one line, nothing saved: the last checkpoint stays the last good one) if a loss of this
         epoch was NaN or inf; read at each logged step and at the end of the epoch, not at every step."""
         step = int(self._first_bad)
-        if step >= 0:
-            raise EGSError(f"the training loss is not finite (NaN or inf) at epoch {self.epoch + 1}, step {step} of "
-                           f"{self.dir}: the run diverged; its last checkpoint (the end of epoch {self.epoch}) is kept. "
-                           "Lower the learning rate (or check the data) and start again, or resume with --resume to "
-                           "retry from the checkpoint.")
+        if step < 0:
+            return
+        kept = self._kept()
+        then = (f"its last checkpoint ({kept}) is kept: resume with --resume to retry from it, or lower the learning "
+                "rate (or check the data) and start again in a new run directory" if kept else
+                "it has no checkpoint yet: lower the learning rate (or check the data) and start it again")
+        raise EGSError(f"the training loss is not finite (NaN or inf) at epoch {self.epoch + 1}, step {step} of "
+                       f"{self.dir}: the run diverged; {then}.")
 
     def _write_step(self, step_log: Mapping[str, Any]) -> None:
         """The step record, every ``log_every`` steps: the only per-step host reads of the loop."""

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from numbers import Integral
 from typing import Any, Iterable, Mapping
 
 import torch
 import torch.nn as nn
 
 from egs.cnn import NetworkImageNet
-from egs.checks import check_real
+from egs.checks import check_int, check_real
 from egs.errors import EGSError
 from egs.genotype import Genotype
 
@@ -93,11 +92,10 @@ def op_group(name: str) -> str:
 
 
 def _check_input_size(input_size: object) -> tuple[int, int, int]:
-    if (not isinstance(input_size, (tuple, list)) or len(input_size) != 3
-            or any(isinstance(n, bool) or not isinstance(n, Integral) or n < 1 for n in input_size)):
-        raise EGSError(f"input_size={input_size!r} must be (channels, height, width) of positive "
-                       "integers, e.g. (3, 32, 32) for CIFAR or (3, 224, 224) for ImageNet.")
-    return tuple(int(n) for n in input_size)  # type: ignore[return-value]
+    fix = "input_size is (channels, height, width), e.g. (3, 32, 32) for CIFAR or (3, 224, 224) for ImageNet"
+    if not isinstance(input_size, (tuple, list)) or len(input_size) != 3:
+        raise EGSError(f"input_size={input_size!r} must be 3 positive integers; {fix}.")
+    return tuple(check_int(n, f"input_size[{k}]", 1, fix) for k, n in enumerate(input_size))  # type: ignore
 
 
 def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
@@ -162,11 +160,11 @@ def fit_channels(genotype: Genotype, budget: float = MOBILE_BUDGET, layers: int 
     Multiply-adds grow with C, so the candidates are bisected. DARTS_V2 fits C = 50 (573M);
     the DARTS paper trained it at C = 48 (530M by this count).
     """
-    cs = sorted(set(candidates))
-    bad = [c for c in cs if isinstance(c, bool) or not isinstance(c, Integral) or c < 2 or c % 2]
-    if not cs or bad:
-        raise EGSError(f"candidates must be even channel counts >= 2 (the ImageNet stem halves C), got "
-                       f"{bad[:5] if bad else 'none'}; pass e.g. range(2, 513, 2).")
+    fix = "candidates are even channel counts (the ImageNet stem halves C): pass e.g. range(2, 513, 2)"
+    cs = sorted(check_int(c, "a candidate C", 2, fix) for c in set(candidates))
+    odd = [c for c in cs if c % 2]
+    if not cs or odd:
+        raise EGSError(f"candidates {'include the odd ' + str(odd[:5]) if odd else 'are empty'}; {fix}.")
     check_real(budget, "budget", 0.0, low_open=True, fix="a number of multiply-adds, e.g. 600e6")
     lo, hi = 0, len(cs)  # invariant: cs[:lo] fit, cs[hi:] do not
     while lo < hi:

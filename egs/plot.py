@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -62,9 +62,14 @@ def figure1(codes: pd.DataFrame, titles: dict[int, str] | None = None, title: st
     return fig
 
 
-def inclusion_curves(Ms: Sequence[int], title: str = "Proposition 2: P(code_k = 1) = 1 - (1 - p_k)^M") -> plt.Figure:
-    """Proposition 2: P(code_k = 1) = 1 - (1 - p_k)^M against p_k, one curve per M (exact: no profile)."""
+def inclusion_curves(Ms: Sequence[int], profile: str | None = None,
+                     title: str = "Proposition 2: P(code_k = 1) = 1 - (1 - p_k)^M") -> plt.Figure:
+    """Proposition 2: P(code_k = 1) = 1 - (1 - p_k)^M against p_k, one curve per M in ``Ms``.
+
+    The curves are exact; ``profile`` (the run that drew them) is added to ``title``.
+    """
     import numpy as np
+    title = title if profile is None else f"{title}\n(exact, profile {profile})"
     x = np.linspace(0, 1, 201)
     fig, ax = plt.subplots(figsize=(4.6, 3.6))
     for M in Ms:
@@ -78,11 +83,38 @@ def inclusion_curves(Ms: Sequence[int], title: str = "Proposition 2: P(code_k = 
     return fig
 
 
-def num_active_plot(table: pd.DataFrame, K: int) -> plt.Figure:
-    """Distribution of the number of active ops per edge, for each M (``num_active_table`` output)."""
+def num_active_plot(table: pd.DataFrame, K: int, profile: str | None = None) -> plt.Figure:
+    """Distribution of the number of active ops per edge among ``K`` ops, for each M (``table``:
+    :func:`egs.propositions.num_active_table` output; its Ms come from ``profile``, named in the title)."""
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
     sns.barplot(data=table, x="active ops", y="probability", hue="M", ax=ax, palette="viridis")
-    ax.set_title(f"Active operations per edge, K = {K}, uniform p")
+    ax.set_title(f"Active operations per edge, K = {K}, uniform p" + (f", profile {profile}" if profile else ""))
     ax.legend(title="M", ncol=3, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def p_evolution(first: Mapping[str, Any], last: Mapping[str, Any], edge_names: Sequence[str], ops: Sequence[str],
+                title: str | None = None) -> plt.Figure:
+    """Heatmaps of ``p`` (Eq. 5) per edge and op after the first and the last search epoch, one row per cell type.
+
+    ``first`` and ``last`` are epoch records of a search's ``metrics.jsonl`` (``"epoch"``, and ``"p"``: per cell
+    type an (E, K) list); rows are labelled ``edge_names``, columns ``ops``. Every panel has its own colour scale
+    and colour bar, fitted to its data's min and max: after one epoch p spans a few hundredths, after the last far
+    more, and one shared scale would show the first epoch as a uniform block.
+    """
+    kinds = list(first["p"])
+    fig, axes = plt.subplots(len(kinds), 2, figsize=(15, 6 * len(kinds)), squeeze=False)
+    for row, kind in enumerate(kinds):
+        for ax, rec, when in zip(axes[row], (first, last), ("first", "last")):
+            frame = pd.DataFrame(rec["p"][kind], index=list(edge_names), columns=list(ops))
+            sns.heatmap(frame, ax=ax, vmin=frame.values.min(), vmax=frame.values.max(), cmap="mako", annot=True,
+                        fmt=".2f", annot_kws={"size": 9}, cbar_kws={"label": "p"})
+            ax.set_title(f"{kind} cell, p after the {when} epoch ({rec['epoch']})", fontsize=12)
+            ax.set_xlabel("operation")
+            ax.set_ylabel("edge i -> j")
+            ax.tick_params(labelsize=9)
+    if title:
+        fig.suptitle(title, fontsize=14)
     fig.tight_layout()
     return fig

@@ -5,10 +5,12 @@ between profiles. Each experiment has a frozen dataclass of settings and one ins
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
-from egs.checks import check_bool, check_choice, check_int, check_lam, check_M, check_rate, check_real, check_tau
+from egs.checks import (check_bool, check_choice, check_int, check_lam, check_M, check_rate, check_real,
+                        check_temperature, smallest_tau)
 from egs.errors import EGSError
 
 PROFILES = ("smoke", "cpu", "paper")
@@ -68,7 +70,8 @@ RULES: dict[str, Callable[[object, str], Any]] = {
     "lr_reference_batch": _SIZE, "micro_batch": _SIZE, "amp": check_bool, "tensorboard": check_bool, "seed": _SIZE,
     "log_every": _COUNT, "device": _device,
     # architecture search (Eq. 5, Definition 1, Eq. 9)
-    "M": lambda v, _: check_M(v), "lam": lambda v, _: check_lam(v), "tau_start": check_tau, "tau_end": check_tau,
+    "M": lambda v, _: check_M(v), "lam": lambda v, _: check_lam(v), "tau_start": check_temperature,
+    "tau_end": check_temperature,
     "mode": _choice(*MODES), "arch_lr": _NONNEGATIVE, "arch_beta1": _BETA, "arch_beta2": _BETA,
     "arch_weight_decay": _NONNEGATIVE, "cost": _choice(*COSTS), "credit_beta": _NONNEGATIVE,
     "space": _space, "rule": _choice(*DERIVATION_RULES), "select_candidates": _COUNT, "select_batches": _COUNT,
@@ -172,6 +175,7 @@ class ArchSettings(RunSettings):
       geometric or linear. The paper gives no temperature.
     """
 
+    family: ClassVar[str | None] = None  # the space family these settings search (None: any)
     space: str = "conv"
     M: int = 7
     lam: float = 0.5
@@ -199,10 +203,22 @@ class ArchSettings(RunSettings):
         return self.tau_start * (self.tau_end / self.tau_start) ** t
 
     def __post_init__(self) -> None:
+        """Besides each field's rule: the space's family fits the settings (a conv search needs a conv-family
+        space), and every epoch's temperature (not only ``tau_start`` and ``tau_end``, which the rules check)
+        is one the sampler accepts for the float32 logits of a search (:func:`egs.checks.smallest_tau`)."""
         super().__post_init__()
-        for epoch in (0, self.epochs - 1):  # the schedule's ends bound every epoch's temperature
-            check_tau(self.temperature(epoch), f"the temperature of epoch {epoch + 1} (tau_start={self.tau_start}, "
-                                               f"tau_end={self.tau_end})")
+        from egs.space import get_space
+        family = get_space(self.space).family
+        if self.family is not None and family != self.family:
+            other = {"conv": "search", "rnn": "rnn_search"}[family]
+            raise EGSError(f"space={self.space!r} belongs to the {family!r} family, but {type(self).__name__} searches "
+                           f"{self.family!r}-family spaces; choose a space of that family, or search this one with "
+                           f"egs.settings({other!r}, ..., space={self.space!r}).")
+        for epoch in range(self.epochs):
+            tau = self.temperature(epoch)
+            if not (math.isfinite(tau) and tau >= smallest_tau("float32")):
+                check_temperature(tau, f"the temperature of epoch {epoch + 1} ({self.tau_schedule} schedule from "
+                                       f"tau_start={self.tau_start} to tau_end={self.tau_end})")
 
 
 @dataclass(frozen=True)
@@ -235,6 +251,7 @@ class SearchSettings(ArchSettings):
     ``cost`` and ``credit_beta`` define the efficiency credit (:mod:`egs.credits`).
     """
 
+    family: ClassVar[str | None] = "conv"
     C: int = 16
     layers: int = 8
     image_size: int = 32
@@ -285,6 +302,7 @@ class RNNSearchSettings(LMSettings, ArchSettings):
     here. The architecture optimiser is DARTS's: Adam with lr 3e-3, its default betas (0.9, 0.999).
     """
 
+    family: ClassVar[str | None] = "rnn"
     batch_size: int = 256
     space: str = "rnn"
     M: int = 4
@@ -313,16 +331,34 @@ class LMTrainSettings(LMSettings):
 
 _SETTINGS: dict[str, dict[str, Any]] = {
     "rnn_search": {
+        # Tests only: the smallest sizes that run every code path, the method as `paper`; select: 4 candidates on
+        # 2 of the 12 search-val windows (enough to exercise the rule, not to choose well).
         "smoke": RNNSearchSettings(epochs=2, batch_size=4, eval_batch_size=2, bptt=8, emb=16,
-                                   train_tokens=800, val_tokens=200, log_every=5),
+                                   train_tokens=800, val_tokens=200, log_every=5, select_candidates=4,
+                                   select_batches=2),
         # About 2 minutes on 2 cores: the first 100,000 training tokens (as the cpu training protocol),
-        # embedding/hidden 64, batch 32, 4 epochs; everything else as DARTS's PTB search.
+        # embedding/hidden 64, batch 32, 4 epochs. The architecture optimisation is `paper`'s (DARTS's), not
+        # re-tuned for this profile as the conv search was: softmax credit h, lambda = 1, no regulariser,
+        # constant tau = 1, Adam 3e-3 with DARTS's weight decay 1e-3 on alpha. Its logits barely move in 4 epochs
+        # (entropy of h 0.998 of log K in the cpu reproduction), so the rule decides much of the cell.
+        # Rule: node. The recurrent model's size does not depend on the cell, so the rule rests on search-val
+        # perplexity with the shared weights (studies/rules.py, studies/results/rules_cpu.jsonl, on the cpu
+        # reproduction's searches; notebook 05 repeats it on its own search): at M = 4 the three rules cannot be
+        # told apart (held-out perplexity node 1548, edge 1539, select 1563; node - edge +0.007 +- 0.019 nats,
+        # node - select -0.013 +- 0.022), at M = 1 (Figure 3c) node is far ahead (2745 against select 3281 and
+        # edge 4321; -0.19 +- 0.02 and -0.48 +- 0.03 nats). Select: 16 candidates on 8 of the 58 search-val
+        # windows; in the same study its held-out gain rose with the windows up to 8 and 32 candidates gained
+        # nothing over 16 at M = 4; about 0.25-0.5 s per candidate-window on 2 cores, so about a minute.
         "cpu": RNNSearchSettings(epochs=4, batch_size=32, eval_batch_size=10, emb=64, train_tokens=100_000,
-                                 val_tokens=20_000, log_every=25),
-        # DARTS's PTB search (Adam 3e-3, weight decay 1e-3 on alpha) with the paper's M = 4; lambda = 1 (no
-        # resource cost is defined for activations); the node rule (recurrent sizes do not depend on the cell,
-        # so the rule rests on search-val perplexity, notebook 05).
-        "paper": RNNSearchSettings(),
+                                 val_tokens=20_000, log_every=25, select_candidates=16, select_batches=8),
+        # DARTS's PTB search (Adam 3e-3, betas (0.9, 0.999), weight decay 1e-3 on alpha) with the paper's M = 4;
+        # softmax credit h (the paper's Eq. 3; the authors' relu credit is an option), no regulariser (the authors'
+        # 0.1 * mean |h - c / sum c| is an option, and the authors released no recurrent code), constant tau = 1
+        # (the paper gives none); lambda = 1 (no resource cost is defined for activations). The node rule, as at
+        # cpu (the rule rests on search-val perplexity; notebook 05 measures it on this search). Select: 32
+        # candidates on 32 of PTB valid's 210 windows: at cpu the gain still rose with the windows and, at M = 1,
+        # with the candidates; 1,024 forward windows, a small share of a 50-epoch search (estimated, not timed).
+        "paper": RNNSearchSettings(select_candidates=32, select_batches=32),
     },
     "lm_train_ptb": {
         "smoke": LMTrainSettings(epochs=2, batch_size=4, eval_batch_size=2, bptt=8, emb=16, train_tokens=800,
@@ -375,8 +411,11 @@ _SETTINGS: dict[str, dict[str, Any]] = {
                                drop_path=0.0, cutout=0),
     },
     "search": {
+        # Tests only: the smallest sizes that run every code path, the method as `paper` (softmax credit h,
+        # lambda = 0.5, no regulariser, constant tau = 1, DARTS's weight decay 1e-3 on alpha); select: 4
+        # candidates on 2 of the 4 search-val batches (enough to exercise the rule, not to choose well).
         "smoke": SearchSettings(epochs=2, batch_size=8, C=4, layers=3, image_size=8, train_size=48,
-                                val_size=32, log_every=2),
+                                val_size=32, log_every=2, select_candidates=4, select_batches=2),
         # Sized for a 2-core laptop (about 4 minutes): 16x16 images, 5,000 search-train and 2,000 search-val
         # images, a 5-cell network with 8 initial channels (the validated train_cifar sizes), batch 64, 4 epochs
         # (312 steps). The method is setting C10 of studies/search.py (evidence in notebook 02): the paper's
@@ -388,14 +427,26 @@ _SETTINGS: dict[str, dict[str, Any]] = {
         # C1, C2, C9, C12). At lr 3e-2 without weight decay h's entropy falls to 0.51 / 0.82 of log K and the
         # derived cell beats the alpha = 0 cell on search-val (0.288 vs 0.244); with the paper's lambda = 0.5 the
         # entropy falls as far (0.79 / 0.82) but the derived cell lost to the alpha = 0 cell (0.248 vs 0.317; C11).
+        # Softmax credit h, not the authors' relu: with relu and their regulariser (C5) h's entropy fell less
+        # (0.81 / 0.84) and the derived cell barely beat the alpha = 0 cell (0.232 vs 0.224); so no regulariser.
+        # Constant tau = 1 (the paper gives none; the authors' code runs at 1): a linear 2 -> 0.5 schedule (C7)
+        # won on seed 0 (0.302 vs 0.212) but lost on seed 1 (0.234 vs 0.240, C7s1). Rule: node, by notebook 07's
+        # criterion (derived sizes against Table 5). Select (studies/rules.py, studies/results/rules_cpu.jsonl, on
+        # the cpu reproduction's M = 7 search): 16 candidates on 8 of the 32 search-val batches. The batches matter
+        # more than the candidates: on 1-4 batches any number of candidates gained at most 0.007 held-out accuracy
+        # over the candidates' mean (an oracle 0.02), on 8 batches 16 candidates gained 0.012 and 32 candidates
+        # 0.014 for twice the cost; about 0.2 s per candidate-batch on 2 cores, so about 30 s a derivation.
         "cpu": SearchSettings(epochs=4, batch_size=64, C=8, layers=5, image_size=16, train_size=5000,
-                              val_size=2000, lam=1.0, arch_lr=3e-2, arch_weight_decay=0.0, log_every=25),
+                              val_size=2000, lam=1.0, arch_lr=3e-2, arch_weight_decay=0.0, log_every=25,
+                              select_candidates=16, select_batches=8),
         # The paper's text, which "always inherits" DARTS's settings: softmax credit h, no regulariser,
         # architecture weight decay 1e-3 (DARTS; the authors' released code uses 0), tau = 1 (the paper gives
         # none; the authors' released code runs at 1), lambda = 0.5 (Sec. 3.2.2), M = 7 (Sec. 4.1.1). The
         # authors' relu credit, regulariser and linear schedule are options (ArchSettings), not the paper's text.
-        # Derivation: the node rule, chosen by notebook 07's criterion (derived sizes against Table 5).
-        "paper": SearchSettings(),
+        # Derivation: the node rule, chosen by notebook 07's criterion (derived sizes against Table 5). Select: 32
+        # candidates on 32 of the 390 search-val batches: at cpu the gain still rose with the batches (up to 8 of
+        # 32) and with the candidates; 1,024 forward passes, a small share of a 50-epoch search (not timed).
+        "paper": SearchSettings(select_candidates=32, select_batches=32),
     },
     # The tables' protocol: seeds per trained cell, random cells, search seeds.
     "protocol": {

@@ -17,8 +17,8 @@ at ``smoke`` and ``paper`` (and when a notebook runs on its own) to ``<results>/
 neither the tests nor a direct run ever overwrite them.
 
 Dependencies: 02 -> 03, 02 -> 04 and 02 -> 07 (04 reads only 02's genotype and 07 reuses 02's searches,
-so neither waits for 03), 05 -> 06; 01 stands alone. A failing notebook is reported with its failing cell; the notebooks that need
-it are skipped; the others still run. A notebook is skipped as complete when its previous run
+so neither waits for 03), 05 -> 06; 01 stands alone. A failing notebook is reported with its failing cell;
+the notebooks that need it are skipped; the others still run. A notebook is skipped as complete when its previous run
 succeeded with the same parameters, notebook source and input files and all its outputs exist
 (``force`` runs it again; its finished runs in ``runs/`` are still reused by the notebook itself).
 """
@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from egs.checks import check_int
 from egs.errors import EGSError
 from egs.files import write_json, write_text
 from egs.paths import figures_dir, repo_root, results_dir
@@ -203,7 +204,8 @@ class _Plan:
             raise EGSError(f"notebook {self.source} is missing; pass --notebooks DIR holding {step.name}.ipynb.")
         declared = notebook_parameters(self.source)
         params: dict[str, Any] = {"profile": layout.profile}
-        params |= {k: str(v) for k, v in (("figures_dir", layout.figures), ("tables_dir", layout.tables)) if k in declared}
+        folders = (("figures_dir", layout.figures), ("tables_dir", layout.tables))
+        params |= {k: str(v) for k, v in folders if k in declared}
         wired = {**step.inputs, **step.outputs, **step.runs}
         params |= {k: str(layout.results / rel) for k, rel in wired.items()}
         params |= {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in extra.items()}
@@ -214,7 +216,8 @@ class _Plan:
         self.params = params
         self.values = {**declared, **params}
         # Inputs overridden by the caller (e.g. genotype=DARTS_V2) are not waited for.
-        self.inputs = {k: layout.results / rel for k, rel in step.inputs.items() if params[k] == str(layout.results / rel)}
+        self.inputs = {k: layout.results / rel for k, rel in step.inputs.items()
+                       if params[k] == str(layout.results / rel)}
         self.executed = layout.executed / self.source.name
         self.log = self.executed.with_suffix(".log")
 
@@ -240,7 +243,9 @@ class _Plan:
         """Run papermill in its own process; its output goes to the ``.log`` beside the executed copy."""
         import yaml  # papermill's own dependency; its -y option reads YAML
 
-        env = {**os.environ, "EGS_PROGRESS": "epoch"}  # executed copies: one line per epoch, no bar updates
+        # Papermill's kernels are no JupyterLab session: without the session marker that a kernel or terminal of
+        # JupyterLab passes on, egs.runtime.progress_style() gives one line per epoch ($EGS_PROGRESS still decides).
+        env = {k: v for k, v in os.environ.items() if k != "JPY_SESSION_NAME"}
         if jobs > 1:  # one share of the cores per concurrent notebook, unless set (torch reads these at start)
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
             for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -251,7 +256,8 @@ class _Plan:
                    "--cwd", str(self.source.parent), "--no-progress-bar", "-y", yaml.safe_dump(self.params)]
         start = time.perf_counter()
         with open(self.log, "w") as log:
-            code = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+            code = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                  env=env).returncode
         return code, time.perf_counter() - start
 
     def failure(self, code: int) -> str:
@@ -285,7 +291,8 @@ class _Run:
 
     def __init__(self, profile: str, layout: _Layout, plans: dict[str, _Plan], jobs: int, force: bool,
                  echo: Callable[[str], None]) -> None:
-        self.profile, self.layout, self.plans, self.jobs, self.force, self.echo = profile, layout, plans, jobs, force, echo
+        self.profile, self.layout, self.plans = profile, layout, plans
+        self.jobs, self.force, self.echo = jobs, force, echo
         self.state = json.loads(layout.state.read_text()) if layout.state.is_file() else {}
         self.records = self.state.setdefault("notebooks", {})
         self.state["profile"] = profile
@@ -327,7 +334,8 @@ class _Run:
         if (not self.force and record.get("status") == "ok" and record.get("fingerprint") == fingerprint
                 and all(p.exists() for p in plan.products())):
             self.outcomes[name] = Outcome(name, "complete", "up to date (parameters, source and inputs unchanged; "
-                                          "--force runs it again)", record.get("wall_s"), plan.seed(), str(plan.executed))
+                                          "--force runs it again)", record.get("wall_s"), plan.seed(),
+                                          str(plan.executed))
             return self.echo(f"reproduce: {name} complete, skipped (--force runs it again)")
         self.echo(f"reproduce: {name} started (profile {self.profile})")
         self.running[pool.submit(plan.execute, self.jobs)] = name
@@ -369,8 +377,7 @@ def reproduce(profile: str = "cpu", only: Iterable[str] | None = None, jobs: int
     selected notebook failed or was skipped.
     """
     check_profile(profile)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise EGSError(f"jobs={jobs!r} must be a positive integer (notebooks run at the same time).")
+    check_int(jobs, "jobs", 1, "it is how many notebooks run at the same time")
     layout = _Layout(profile, results, figures, notebooks)
     given: dict[str, dict[str, Any]] = {}
     for name, params in (extra or {}).items():

@@ -16,8 +16,9 @@ averages its active incoming edges (see the decision below). h_t = mean of the `
 Decision (averaging, in search and evaluation): Eq. 1-2 sum the terms of an edge and the edges into a
 node, and the conv evaluation cells do (:mod:`egs.cnn`). In the recurrent cell each highway term has the
 scale of its source state, so a sum over several terms grows from node to node and again through time:
-a random cell of the node rule (M = 4, 28 activations on 17 edges) whose evaluation cell summed gave NaN
-losses within its first 50 steps at the ``cpu`` training setting (3 of 3 random cells, measured), and
+a random cell of the node rule (M = 4, 24-26 activations) whose evaluation cell summed gave NaN
+losses within its first 50 steps at the ``cpu`` training setting (3 of 3 random cells, measured:
+``studies/rnn_sum.py``, record ``studies/results/rnn_sum_cpu.jsonl``, non-finite at step 1-2), and
 a random dense cell's search supernet NaN on its first step; averaged, the same cells train normally
 (validation perplexity 589 after one epoch against DARTS_V2's 608). Recurrent cells therefore average
 both in search and in evaluation (``EVAL_AVERAGE``; ``RNNModel(..., average=False)`` sums). A DARTS
@@ -269,8 +270,15 @@ class RNNModel(nn.Module):
                 check_tokens: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probabilities (or logits) (T, B, ntoken) of the next token, and the new hidden (1, B, nhid).
 
-        ``check_tokens`` refuses token ids outside the vocabulary (a host sync; the training loops, whose
-        streams come from the corpus's own vocabulary, turn it off)."""
+        Args:
+            inputs: token ids (T, B), time first.
+            hidden: the previous hidden state (1, B, nhid) (zeros to start: :meth:`init_hidden`).
+            weights, active: the cell's code values (E, K) and the ops to run per edge (search; None: a fixed
+                cell, every op it holds, unweighted), as :meth:`RNNCell.forward`.
+            return_logits: return logits instead of log-softmax.
+            check_tokens: refuse token ids outside the vocabulary (a host sync; the training loops, whose
+                streams come from the corpus's own vocabulary, turn it off).
+        """
         self._check(inputs, hidden, check_tokens)
         emb = embedded_dropout(self.encoder.weight, inputs, self.dropoute, self.training)
         emb = locked_dropout(emb, self.dropouti, self.training)
@@ -315,7 +323,14 @@ class RNNSupernet(EGSSupernet):
     def forward(self, inputs: torch.Tensor, hidden: torch.Tensor, codes: Mapping[str, torch.Tensor] | None = None,
                 generator: torch.Generator | None = None, return_logits: bool = False,
                 check_tokens: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sparse forward pass (only the active activations run); codes sampled if None."""
+        """Sparse forward pass (only the active activations run).
+
+        Args:
+            inputs, hidden, return_logits, check_tokens: as :meth:`RNNModel.forward` (token ids (T, B), hidden
+                (1, B, nhid)).
+            codes: ``{"normal": binary code (E, K)}``, e.g. from :meth:`sample` (None: sampled here).
+            generator: the random generator used when the codes are sampled here.
+        """
         codes = self.sample(generator) if codes is None else codes
         shape = tuple(self.alpha_normal.shape)
         code = codes.get("normal") if isinstance(codes, Mapping) else None

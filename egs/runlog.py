@@ -1,29 +1,23 @@
 """A run directory's bookkeeping: JSON-lines metrics and atomic, resumable checkpoints.
 
 Damage gives one clear line, never a traceback: a metrics file whose last line was torn by a crash
-loses that line (with a warning; the log is append-only, so nothing else is affected), any other
-malformed line is an error naming it; a checkpoint that cannot be read (truncated, empty, random
-bytes) names the file; a write that fails for lack of space (or any OS error) names the file and
-keeps the previous, good checkpoint (writes are atomic, :mod:`egs.files`).
+loses that line (with one ``egs: warning:`` line; the log is append-only, so nothing else is affected),
+any other malformed line is an error naming it; a checkpoint that cannot be read (truncated, empty,
+random bytes) names the file; a write that fails for lack of space (or any OS error) raises
+:class:`egs.errors.WriteError` naming the file, and keeps the previous, good checkpoint (writes are
+atomic, :mod:`egs.files`).
 """
 from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from egs.errors import EGSError
+from egs.errors import EGSError, WriteError, warn
 from egs.files import atomic_open, write_text
-
-
-def _write_error(path: Path, err: OSError) -> EGSError:
-    what = "no space left on the device" if getattr(err, "errno", None) == 28 else (err.strerror or str(err))
-    return EGSError(f"cannot write {path} ({what}); the last good checkpoint is kept: free space or fix the "
-                    "folder, then resume with --resume.")
 
 
 class MetricsLog:
@@ -50,8 +44,8 @@ class MetricsLog:
                 if number < len(lines):
                     raise EGSError(f"{self.path} line {number} is not a JSON record; restore the file or start a "
                                    "new run directory.") from None
-                warnings.warn(f"{self.path}: dropped its torn last line (a write cut short); the log goes on.",
-                              stacklevel=2)
+                if self.writes:  # said once, by the process that owns the file (rank 0)
+                    warn(f"{self.path}: dropped its torn last line (a write cut short); the log goes on.")
         return records
 
     def write(self, record: dict[str, Any]) -> None:
@@ -62,32 +56,30 @@ class MetricsLog:
                 with open(self.path, "a") as f:
                     f.write(json.dumps(record, sort_keys=True) + "\n")
             except OSError as err:
-                raise _write_error(self.path, err) from None
+                raise WriteError(self.path, err) from None
 
     def read(self) -> list[dict[str, Any]]:
         return list(self.records)
 
     def truncate(self, lines: int) -> None:
-        """Keep the first ``lines`` records (those a checkpoint accounts for)."""
-        self.records = self._read_file()[:lines]
+        """Keep the first ``lines`` records (those a checkpoint accounts for); call it before any :meth:`write`."""
+        self.records = self.records[:lines]
         if self.writes:
             write_text(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.records))
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """``torch.save`` to a temporary sibling, then rename: never a torn checkpoint."""
-    try:
-        with atomic_open(path, "wb") as f:
-            torch.save(state, f)
-    except OSError as err:
-        raise _write_error(Path(path), err) from None
+    """``torch.save`` to a temporary sibling, then rename: never a torn checkpoint; a failed write raises
+    :class:`egs.errors.WriteError` and keeps the previous checkpoint."""
+    with atomic_open(path, "wb") as f:
+        torch.save(state, f)
 
 
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> dict[str, Any]:
     """A checkpoint's state, or one line naming a damaged file."""
     try:
         state = torch.load(path, map_location=device, weights_only=False)
-    except Exception as err:  # noqa: BLE001 - unpickling damaged bytes can raise almost any error (Overflow, Memory, ...)
+    except Exception as err:  # noqa: BLE001 - unpickling damaged bytes can raise almost any error (Memory, ...)
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
         raise EGSError(f"{path} is damaged and cannot be read ({first}); restore it, or delete the run directory "
                        "and start again.") from None

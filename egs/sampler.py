@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral
 from typing import Sequence
 
 import torch
 
-from egs.checks import check_M, check_tau
+from egs.checks import FLOAT_MAX, check_int, check_M, check_temperature
+from egs.checks import smallest_tau as _smallest_tau
 from egs.errors import EGSError
 
 MAX_EXACT_K = 16  # 2^16 codes; plenty for the paper's K = 8 (conv) and K = 5 (recurrent)
@@ -40,9 +40,9 @@ def _check_logits(logits: object, finite: bool = True) -> torch.Tensor:
     if logits.dim() == 0 or logits.shape[-1] < 1:
         raise EGSError(f"logits of shape {tuple(logits.shape)} have no operation axis: pass a tensor of "
                        "shape (..., K) with K >= 1 candidate operations in the last dimension.")
-    if not logits.is_floating_point():
-        raise EGSError(f"logits have dtype {logits.dtype}; use a floating dtype "
-                       "(logits.float()) so that gradients can flow.")
+    if str(logits.dtype).removeprefix("torch.") not in FLOAT_MAX:
+        raise EGSError(f"logits have dtype {logits.dtype}; use a floating dtype: float32 (logits.float()), float16, "
+                       "bfloat16 or float64 so that gradients can flow.")
     if finite and not bool(torch.isfinite(logits).all()):  # reading the flag is a host sync
         raise EGSError("logits contain NaN or infinite values; the sampler needs finite logits "
                        "(use log(p) with p > 0, or clamp the logits).")
@@ -57,10 +57,11 @@ def sample_gumbel(shape: Sequence[int], *, like: torch.Tensor,
 
 
 def smallest_tau(dtype: torch.dtype) -> float:
-    """The smallest temperature the sampler accepts for logits of ``dtype``: the smallest normal number of
-    the dtype it computes in (float32 for float16/bfloat16/float32, float64 for float64), so that 1 / tau
-    stays finite and no gradient becomes NaN."""
-    return float(torch.finfo(_compute_dtype(dtype)).tiny)
+    """The smallest temperature the sampler accepts for logits of ``dtype``: from it on every gradient is finite
+    in ``dtype`` whenever ``min(M, K) * max|g| <= 256`` for the upstream gradient ``g`` of the code (the bound
+    in :func:`ensemble_gumbel_softmax`); :func:`egs.checks.smallest_tau` gives the values (float16: 1.95e-3;
+    float32, bfloat16: 3.8e-37; float64: 7.1e-307)."""
+    return _smallest_tau(str(dtype).removeprefix("torch."))
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -89,17 +90,20 @@ def ensemble_gumbel_softmax(logits: torch.Tensor, M: int, tau: float = 1.0, hard
         the ordinary straight-through Gumbel-softmax; its code is distributed as categorical(softmax(logits)).
 
     Numerics: float16 and bfloat16 logits are sampled in float32 (the noise and the softmax), and each
-    draw's perturbed logits are shifted by their maximum before the division by tau, so codes and
-    gradients are finite for every accepted input. Tiny temperatures make gradients vanish, not
-    explode: a draw's gradient is exactly zero once its second-largest perturbed logit lies more than
-    about 104 * tau below the largest (exp underflows in float32); with Gumbel gaps of order 1 that is
-    most draws for tau <= 1e-2 and all of them for tau <= 1e-4.
+    draw's perturbed logits are shifted by their maximum before the division by tau, so codes are exact
+    and finite for every accepted input. Gradients are bounded: a draw with softmax ``s`` maps the upstream
+    gradient ``g`` of the code to ``s_j (g_j - sum_k g_k s_k) / tau`` (restricted to the ops whose max it
+    holds), at most ``max|g| / (2 tau)`` in magnitude (``s_j (1 - s_j) <= 1/4``), and at most ``min(M, K)``
+    draws hold a max, so every logit's gradient is at most ``min(M, K) * max|g| / (2 tau)``. It reaches that
+    size only at near-ties (perturbed logits within a few tau of each other; for tiny tau, exact ties),
+    which is why ``tau >= smallest_tau(dtype)`` keeps it finite in ``dtype`` for ``min(M, K) * max|g| <= 256``
+    (float16 needs tau >= 1.95e-3: at tau = 1e-5 the 0.25 / tau of a float32 gradient overflows float16).
+    Otherwise tiny temperatures make gradients vanish: a draw's gradient is exactly zero once its
+    second-largest perturbed logit lies more than about 104 * tau below the largest (exp underflows in
+    float32); with Gumbel gaps of order 1 that is most draws for tau <= 1e-2 and all of them for tau <= 1e-4.
     """
-    M, tau, logits = check_M(M), check_tau(tau), _check_logits(logits, check_finite)
-    low = smallest_tau(logits.dtype)
-    if tau < low:
-        raise EGSError(f"tau={tau!r} is below {low:.3g}, the smallest temperature {logits.dtype} logits allow "
-                       f"(1 / tau must stay finite); use tau >= {low:.3g}.")
+    logits = _check_logits(logits, check_finite)
+    M, tau = check_M(M), check_temperature(tau, "tau", str(logits.dtype).removeprefix("torch."))
     work = logits.to(_compute_dtype(logits.dtype))
     perturbed = work.unsqueeze(0) + sample_gumbel((M, *work.shape), like=work, generator=generator)
     shifted = perturbed - perturbed.detach().amax(dim=-1, keepdim=True)  # <= 0: no overflow in / tau
@@ -257,7 +261,9 @@ def code_distribution(p: object, M: int) -> CodeDistribution:
 
 
 def inclusion_probability(p: object, M: int) -> torch.Tensor:
-    """Closed form of P(code_k = 1) = 1 - (1 - p_k)^M: op k is hit by at least one of M draws."""
+    """Closed form of P(code_k = 1) = 1 - (1 - p_k)^M: op k is hit by at least one of M draws.
+
+    Args: ``p``, probabilities (..., K) over the K ops (Eq. 5); ``M``, the ensemble size (draws per code)."""
     M, p = check_M(M), _as_prob(p)
     return 1.0 - (1.0 - p) ** M
 
@@ -277,8 +283,7 @@ def empirical_code_distribution(p: object, M: int, n_samples: int, tau: float = 
     p = _as_prob(p)
     if p.dim() != 1:
         raise EGSError(f"p must be a single probability vector (K,), got shape {tuple(p.shape)}.")
-    if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
-        raise EGSError(f"n_samples={n_samples!r} must be a positive integer.")
+    n_samples = check_int(n_samples, "n_samples", 1, "the number of Monte-Carlo codes to draw")
     logits = p.clamp_min(1e-300).log()  # p_k = 0 -> a very negative, finite logit: never drawn
     counts = torch.zeros(2 ** p.shape[0], dtype=torch.float64)
     done = 0

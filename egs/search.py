@@ -6,9 +6,10 @@ first-order DARTS: an ``alpha`` step on a search-val batch, then a ``w`` step on
 batch. The CIFAR-10 training set is split 50/50 into search-train and search-val from the seed.
 
 A run directory holds ``config.json``, ``metrics.jsonl`` (step and epoch records),
-``genotypes/epoch_NNN.json``, ``genotype.json`` (the final derived architecture), ``summary.json``
-and ``checkpoint.pt``, written atomically at the end of every epoch and when interrupted (Ctrl-C
-finishes the current step first). ``resume=True`` continues exactly: same batches, same sampled
+``genotypes/epoch_NNN.json``, ``genotype.json`` (the final derived architecture), ``derivation.json``
+(``derivation-select.json`` after :func:`derive_with_record` with ``select``), ``summary.json`` and
+``checkpoint.pt``, written atomically at the end of every epoch and when interrupted (Ctrl-C finishes
+the current step first). ``resume=True`` continues exactly: same batches, same sampled
 codes, same final weights and genotype as an uninterrupted run (on CPU).
 
 Under torchrun (:mod:`egs.distributed`) the supernet trains data-parallel: each rank takes its rows of
@@ -31,9 +32,10 @@ from egs.archsearch import ArchitectureSearch, mean_active_ops
 from egs.cifar import TensorBatches, load_cifar10, search_split, subset
 from egs.cnn import Network, count_parameters
 from egs.diagnostics import alpha_zero_genotype, normalised_entropy
-from egs.errors import EGSError
+from egs.errors import EGSError, warn
+from egs.files import write_json
 from egs.genotype import Genotype
-from egs.loop import batch_statistics
+from egs.runtime import batch_statistics
 from egs.profiles import SearchSettings
 from egs.runlog import load_checkpoint
 from egs.supernet import Supernet
@@ -91,6 +93,7 @@ class Search(ArchitectureSearch):
     """One CIFAR-10 search run in a run directory; :meth:`run` trains, checkpoints and derives."""
 
     label, settings_type, experiment = "search", SearchSettings, "search"
+    score_name = "search-val accuracy"  # what :meth:`score` measures (higher is better)
     cfg: SearchSettings
     model: Supernet
 
@@ -127,6 +130,14 @@ class Search(ArchitectureSearch):
     def score(self, codes: dict[str, torch.Tensor]) -> float:
         """Search-val accuracy of ``codes`` on the ``select`` batches (shared weights, batch statistics)."""
         return evaluate(self.model, self.select_val, codes, self.dist)[1]
+
+    @staticmethod
+    def describe_score(score: float) -> str:
+        return f"search-val accuracy {score:.4f}"
+
+    def rule_metrics(self, codes: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Accuracy of ``codes`` with the shared weights on the ``select`` batches and on all of search-val."""
+        return {"select_acc": self.score(codes), "val_acc": evaluate(self.model, self.val, codes, self.dist)[1]}
 
     def loss(self, codes: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
         logits = self.forward(x, codes=codes)
@@ -177,29 +188,157 @@ def search(cfg: SearchSettings, run_dir: str | Path, resume: bool = False, data_
     return Search(cfg, run_dir, resume=resume, data_root=data_root, progress=progress).run()
 
 
-def derive(run_dir: str | Path, rule: str | None = None, data_root=None) -> Genotype:
+def _run_file(path: Path, what: str, kept: Any) -> dict[str, Any]:
+    """A search run's JSON object for :func:`derive`; if missing or damaged, the checkpoint's copy ``kept`` (as
+    resume uses it, :func:`egs.rundir.read_or_restore`, but not written back: derive only reads), with a
+    one-line warning; without a copy (a checkpoint of an older egs), one error line naming the file."""
+    problem = "missing"
+    if path.is_file():
+        try:
+            value = json.loads(path.read_text())
+            if isinstance(value, dict):
+                return value
+            problem = "damaged (not a JSON object)"
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            problem = f"damaged ({err})"
+    if isinstance(kept, dict):
+        warn(f"{path} is {problem}; derive reads the checkpoint's copy of the {what} (resuming the run writes "
+             "it back).")
+        return kept
+    raise EGSError(f"cannot derive: {path} is {problem}, so the {what} is unknown; restore it from a copy of the "
+                   "run directory.")
+
+
+def open_search_run(run_dir: str | Path) -> tuple[Any, type[ArchitectureSearch], dict[str, Any]]:
+    """The settings, search loop class and checkpoint state of the search run in ``run_dir``, refused with
+    one line naming the file when the run is a training run, when ``config.json`` or ``run.json`` is missing
+    or damaged and the checkpoint keeps no copy of it, or when ``checkpoint.pt`` is damaged, belongs to
+    another run (its run id against ``run.json``) or to other settings (its settings fingerprint against
+    ``config.json``): the checks of resuming (:mod:`egs.rundir`), so that a genotype's provenance (M, seed,
+    run id) is always that of one run."""
+    from egs.archsearch import search_class
+    from egs.rundir import settings_fingerprint
+    run_dir = Path(run_dir)
+    ckpt = run_dir / "checkpoint.pt"
+    if not ckpt.exists():
+        raise EGSError(f"{run_dir} has no checkpoint.pt; pass the directory of a search run.")
+    state = load_checkpoint(ckpt)
+    stored = _run_file(run_dir / "config.json", "run's settings", state.get("record"))
+    if "genotype" in stored or "M" not in stored:
+        raise EGSError(f"{run_dir} is a training run, not a search run (its config.json has no M); derive reads "
+                       "search runs.")
+    loop = search_class(stored.get("space", "conv"))
+    try:
+        cfg = loop.settings_type(**stored)
+    except TypeError as err:
+        raise EGSError(f"cannot derive: {run_dir / 'config.json'} does not hold {loop.settings_type.__name__} "
+                       f"({err}); restore it from a copy of the run directory.") from None
+    run_id = _run_file(run_dir / "run.json", "run's identity", state.get("run")).get("run_id")
+    if state.get("run_id") != run_id:
+        raise EGSError(f"cannot derive: {ckpt} belongs to run {state.get('run_id')}, but {run_dir} is run {run_id} "
+                       "(run.json); put back the run's own checkpoint, or derive from the checkpoint's own run.")
+    if state.get("settings") != settings_fingerprint(stored):
+        raise EGSError(f"cannot derive: {ckpt} (run {run_id}) was written with other settings than "
+                       f"{run_dir / 'config.json'} (fingerprint {state.get('settings')} != "
+                       f"{settings_fingerprint(stored)}); put back the run's own config.json.")
+    return cfg, loop, state
+
+
+def derive_with_record(run_dir: str | Path, rule: str | None = None,
+                       data_root=None) -> tuple[Genotype, dict[str, Any]]:
     """The genotype of the search run in ``run_dir`` (its latest checkpoint) under ``rule`` (default: the run's
-    own rule), conv or recurrent (one dispatch on the run's space), with its provenance. ``node`` and ``edge``
-    read only the checkpoint; ``select`` reloads the run's search-val data (from ``data_root``, default the
-    data dir) to score its candidates."""
-    from egs.archsearch import provenance, search_class
+    own rule), conv or recurrent (one dispatch on the run's space), with its provenance, and the record of the
+    derivation. ``node`` and ``edge`` read only the checkpoint (record ``{"rule": ...}``). ``select`` reloads the
+    run's search-val data (from ``data_root``, default the data dir), scores its seeded candidates and the
+    ``node`` cell on the same batches, and writes the record (every candidate's index, score and genotype,
+    ``chosen``, ``chosen_score``, ``node_score``, ``score``: what the scores measure) atomically to
+    ``derivation-select.json`` in the run directory; the run's own ``derivation.json`` is left as it is.
+    The run is checked first (:func:`open_search_run`)."""
+    from egs.archsearch import provenance
     from egs.derivation import check_rule
     run_dir = Path(run_dir)
-    if not (run_dir / "checkpoint.pt").exists():
-        raise EGSError(f"{run_dir} has no checkpoint.pt; pass the directory of a search run.")
-    stored = json.loads((run_dir / "config.json").read_text())
-    if "genotype" in stored or "M" not in stored:
-        raise EGSError(f"{run_dir} is a training run, not a search run; derive reads search runs.")
-    loop = search_class(stored.get("space", "conv"))
-    cfg = loop.settings_type(**stored)
+    cfg, loop, state = open_search_run(run_dir)
     rule = check_rule(rule or cfg.rule)
-    if rule == "select":
-        run = loop(cfg, run_dir, resume=True, data_root=data_root, progress=False)
-        try:
-            return run.derive(run.epoch, rule)[0]
-        finally:
-            run.close()
-    state = load_checkpoint(run_dir / "checkpoint.pt")
-    model = loop.supernet_from(cfg, state["model"])
-    return model.derive(rule).with_provenance(**{**provenance(cfg, state["run_id"], run_dir, state["epoch"]),
-                                                 "rule": rule})
+    if rule != "select":
+        model = loop.supernet_from(cfg, state["model"])
+        prov = {**provenance(cfg, state["run_id"], run_dir, state["epoch"]), "rule": rule}
+        return model.derive(rule).with_provenance(**prov), {"rule": rule}
+    run = loop(cfg, run_dir, resume=True, data_root=data_root, progress=False)
+    try:
+        genotype, record = run.derive(run.epoch, rule)
+    finally:
+        run.close()
+    return genotype, _write_select_record(run_dir, cfg, loop, record)
+
+
+def _write_select_record(run_dir: Path, cfg: Any, loop: Any, record: dict[str, Any]) -> dict:
+    record = {**record, "score": loop.score_name, "select_batches": cfg.select_batches}
+    record["summary"] = (f"select: chosen candidate {record['chosen']} of {len(record['candidates'])}, "
+                         f"{loop.describe_score(record['chosen_score'])}; node cell: "
+                         f"{loop.describe_score(record['node_score'])} (the same {cfg.select_batches} search-val "
+                         "batches; every candidate in derivation-select.json)")
+    write_json(run_dir / "derivation-select.json", record)
+    return record
+
+
+def compare_rules(run_dir: str | Path, data_root=None) -> list[dict[str, Any]]:
+    """Every derivation rule's cell of the search run in ``run_dir`` (its latest checkpoint), each scored with
+    the supernet's shared weights (no training) by the loop's ``rule_metrics``: recurrent runs give the
+    perplexity on the ``select`` windows (what ``select`` ranks its candidates by) and on the rest of
+    search-val (held out from ``select``); conv runs the accuracy on the ``select`` batches and on all of
+    search-val. One row per rule: ``rule``, ``ops`` (active ops), the metrics and the ``genotype``. The
+    ``select`` record is written to ``derivation-select.json`` as by :func:`derive_with_record`."""
+    from egs.derivation import RULES
+    run_dir = Path(run_dir)
+    cfg, loop, _ = open_search_run(run_dir)
+    run = loop(cfg, run_dir, resume=True, data_root=data_root, progress=False)
+    rows = []
+    try:
+        for rule in RULES:
+            genotype, record = run.derive(run.epoch, rule)
+            if rule == "select":
+                _write_select_record(run_dir, cfg, loop, record)
+            rows.append({"rule": rule, "ops": genotype.num_active_ops(),
+                         **run.rule_metrics(run.model.genotype_codes(genotype)), "genotype": genotype})
+    finally:
+        run.close()
+    return rows
+
+
+def derive(run_dir: str | Path, rule: str | None = None, data_root=None) -> Genotype:
+    """The genotype of :func:`derive_with_record` (without its record): the search run in ``run_dir`` derived
+    under ``rule`` (default: the run's own), ``select`` reading search-val data from ``data_root``."""
+    return derive_with_record(run_dir, rule, data_root)[0]
+
+
+def selection_summary(record: dict[str, Any]) -> str:
+    """One line for a ``select`` derivation's record: the chosen candidate's score beside the ``node`` cell's on
+    the same search-val batches (what ``egs derive --method select`` prints)."""
+    return record["summary"]
+
+
+def arch_choices(cfg: Any) -> list[str]:
+    """The architecture-optimisation choices of search settings ``cfg`` (conv or recurrent), one markdown bullet
+    each, worded from the values: where the paper's text, DARTS and the authors' released code (DATA-NAS)
+    differ, which one ``cfg`` follows (the notebooks print these; :class:`egs.profiles.ArchSettings`)."""
+    wd = {1e-3: "DARTS's 1e-3", 0.0: "the authors' 0"}.get(cfg.arch_weight_decay, "neither DARTS's nor the authors'")
+    h = ("softmax(alpha), as DARTS and the paper (Eq. 3)" if cfg.effectiveness == "softmax" else
+         "relu(alpha) normalised per edge, as the authors' released code (logits start at 1)")
+    why_h = ("on h, not on p = lambda h + (1 - lambda) l: the authors' code has no efficiency credit, so their p is h, "
+             "and the regulariser should not pull on the credit's share of p")
+    reg = (f"none (`arch_reg` = 0; the authors' code adds 0.1 * mean |h - c / sum c|, which egs would apply {why_h})"
+           if not cfg.arch_reg else
+           f"{cfg.arch_reg:g} * mean |h - c / sum c| on the alpha update only (the authors' regulariser, 0.1 in their "
+           "code): c is the code sampled for the step, sum c counts its active entries with \"none\" included, as "
+           f"their code does; {why_h}")
+    if cfg.tau_start == cfg.tau_end:
+        tau = f"constant tau = {cfg.tau_start:g} (the paper gives none; the authors' released code runs at 1)"
+    else:
+        tau = (f"{cfg.tau_schedule} from {cfg.tau_start:g} to {cfg.tau_end:g} over the epochs (the authors' code "
+               "intends 5 - 4 epoch / 150 but never passes the epoch, so runs at 1)")
+    return [f"Architecture optimiser: Adam on alpha (lr {cfg.arch_lr:g}, betas ({cfg.arch_beta1:g}, "
+            f"{cfg.arch_beta2:g})), `{cfg.mode}` updates, weight decay {cfg.arch_weight_decay:g} ({wd}).",
+            f"Effectiveness credit h: {h}; lambda = {cfg.lam:g} in p = lambda h + (1 - lambda) l (Eq. 5).",
+            f"Regulariser: {reg}.", f"Temperature: {tau}.",
+            f"Derivation rule `{cfg.rule}`; the `select` rule draws {cfg.select_candidates} candidates and scores "
+            f"them on {cfg.select_batches} search-val batches (`select_candidates`, `select_batches`)."]

@@ -72,12 +72,14 @@ class SearchSpace:
         return len(self.ops)
 
     def edges(self, n_nodes: int | None = None) -> list[Edge]:
-        """Every searched edge (i, j), by target then source."""
+        """Every searched edge (i, j), by target then source, of an ``n_nodes``-node cell (inputs included;
+        None: the space's)."""
         n = self.n_nodes if n_nodes is None else n_nodes
         return [(i, j) for j in range(self.n_inputs, n) for i in range(j)]
 
     def node_edges(self, n_nodes: int | None = None) -> list[tuple[int, list[int]]]:
-        """Per intermediate node j, the indices (into :meth:`edges`) of its incoming edges."""
+        """Per intermediate node j, the indices (into :meth:`edges`) of its incoming edges, for ``n_nodes``
+        numbered nodes (inputs included; None: the space's)."""
         n = self.n_nodes if n_nodes is None else n_nodes
         out, start = [], 0
         for j in range(self.n_inputs, n):
@@ -86,7 +88,8 @@ class SearchSpace:
         return out
 
     def concat(self, n_nodes: int | None = None) -> tuple[int, ...]:
-        """The intermediate nodes the output combines (all of them)."""
+        """The intermediate nodes the output combines (all of them) of an ``n_nodes``-node cell (inputs
+        included; None: the space's)."""
         return tuple(range(self.n_inputs, self.n_nodes if n_nodes is None else n_nodes))
 
     def op_index(self, name: str) -> int:

@@ -60,10 +60,12 @@ class EGSSupernet(nn.Module):
 
     Args:
         space: the search space (name or :class:`egs.space.SearchSpace`).
-        n_nodes: numbered nodes of its cells (None: the space's).
+        n_nodes: numbered nodes of its cells, the inputs included (None: the space's; conv: 6 = 2 inputs
+            + 4 intermediates, recurrent: 9).
         M: ensemble size of the sampler (paper: 7 for CIFAR-10, 4 for PTB).
         lam: weight of the effectiveness credit in ``p = lam * h + (1 - lam) * l`` (Eq. 5).
-        tau: temperature of each Gumbel-softmax draw (the search loop sets it every epoch).
+        tau: temperature of each Gumbel-softmax draw (Eq. 7: towards one-hot as tau -> 0; the search loop
+            anneals it every epoch).
         credits: the efficiency credit ``l`` per cell type, (E, K) rows summing to 1 (None: uniform).
         effectiveness: how ``alpha`` becomes ``h``: "softmax" or "relu" (module docstring).
     """
@@ -119,7 +121,11 @@ class EGSSupernet(nn.Module):
 
     # ------------------------------------------------------------------ sampling and derivation
     def sample(self, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Straight-through EGS codes (E, K) per cell type: one batched sampler call each."""
+        """Straight-through EGS codes (E, K) per cell type: one batched sampler call each (Definition 1).
+
+        Args:
+            generator: the random generator of the Gumbel noise (None: torch's global one).
+        """
         return {kind: ensemble_gumbel_softmax(logp, self.M, self.tau, hard=True, generator=generator,
                                               check_finite=False)  # the loops check alpha once an epoch
                 for kind, logp in self.log_probabilities().items()}
@@ -128,8 +134,18 @@ class EGSSupernet(nn.Module):
     def derivation_codes(self, rule: str = "node", generator: torch.Generator | None = None,
                          score: Callable[[dict[str, torch.Tensor]], float] | None = None,
                          candidates: int = 8) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
-        """The codes of the final architecture under ``rule`` (:mod:`egs.derivation`), and for
-        ``select`` every candidate's record (empty otherwise). ``select`` needs ``score``."""
+        """The codes of the final architecture under ``rule``, and for ``select`` every candidate's record.
+
+        Args:
+            rule: "node" (top-M per node), "edge" (top-M per edge) or "select" (:mod:`egs.derivation`).
+            generator: the random generator of the candidates ``select`` samples (None: torch's global one).
+            score: ``select`` only (required there): a candidate's codes (E, K) per cell type -> its score,
+                higher is better (e.g. search-val accuracy with the shared weights).
+            candidates: ``select`` only: how many sampled architectures it scores.
+
+        Returns:
+            The codes (E, K) per cell type, and the candidates' records (empty unless ``select``).
+        """
         rule = check_rule(rule)
         p = self.probabilities()
         if rule == "node":
@@ -144,7 +160,10 @@ class EGSSupernet(nn.Module):
 
     def derive(self, rule: str = "node", generator: torch.Generator | None = None,
                score: Callable[[dict[str, torch.Tensor]], float] | None = None, candidates: int = 8) -> Genotype:
-        """The final architecture under ``rule`` ("node", "select" or "edge"), as a genotype."""
+        """The final architecture under ``rule`` ("node", "select" or "edge"), as a genotype.
+
+        ``generator``, ``score`` and ``candidates`` are those of :meth:`derivation_codes` (``select`` only).
+        """
         return self.codes_to_genotype(self.derivation_codes(rule, generator, score, candidates)[0])
 
     def genotype_codes(self, genotype: Genotype) -> dict[str, torch.Tensor]:
@@ -182,9 +201,9 @@ class EGSSupernet(nn.Module):
     def arch_regularizer(self, codes: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The authors' architecture regulariser, ``sum over cell types of mean |h - c / sum c|``.
 
-        ``c`` is the code sampled for this step and ``sum c`` counts its active entries per edge,
-        "none" included, as the authors' code does (``model_search_relu.py``: the sampled code
-        divided by its sum); ``h`` is the effectiveness credit. The caller weights it (authors: 0.1)
+        ``codes`` holds ``c``, the code (E, K) sampled for this step, per cell type; ``sum c`` counts its
+        active entries per edge, "none" included, as the authors' code does (``model_search_relu.py``: the
+        sampled code divided by its sum); ``h`` is the effectiveness credit. The caller weights it (authors: 0.1)
         and adds its gradient to the architecture update only.
         """
         h = self.effectiveness_credits()
@@ -211,7 +230,8 @@ class Supernet(EGSSupernet):
 
     Args:
         C, num_classes, layers: DARTS's search network sizes (paper: 16, 10, 8).
-        M, lam, tau, effectiveness: as :class:`EGSSupernet` (paper: M = 7, lambda = 0.5).
+        M, lam, effectiveness: as :class:`EGSSupernet` (paper: M = 7, lambda = 0.5).
+        tau: the starting Gumbel-softmax temperature (the search loop anneals it every epoch).
         cost, credit_beta, image_size: how the efficiency credit ``l`` is computed (:mod:`egs.credits`).
         n_nodes: numbered nodes of a cell, the two inputs included (paper: 6 = 2 inputs + 4 intermediates).
         space: a conv-family search space (default: the paper's, "conv").
@@ -232,12 +252,24 @@ class Supernet(EGSSupernet):
 
     def forward(self, x: torch.Tensor, codes: dict[str, torch.Tensor] | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Sparse forward pass: only the ops whose code bit is set run (codes sampled if None)."""
+        """Sparse forward pass: only the ops whose code bit is set run.
+
+        Args:
+            x: a batch of images (B, 3, H, W).
+            codes: binary codes (E, K) per cell type, e.g. from :meth:`sample` (None: sampled here).
+            generator: the random generator used when the codes are sampled here.
+
+        Returns:
+            The class logits (B, num_classes).
+        """
         codes = self.sample(generator) if codes is None else codes
         return self.net(x, weights=codes, active=active_ops_of(codes, self.space), hard=True)
 
     def forward_dense(self, x: torch.Tensor) -> torch.Tensor:
-        """DARTS-style dense mixed op: every op on every edge, weighted by softmax(alpha) (baseline)."""
+        """DARTS-style dense mixed op: every op on every edge, weighted by softmax(alpha) (baseline).
+
+        ``x`` is a batch of images (B, 3, H, W); returns the class logits (B, num_classes).
+        """
         weights = {kind: torch.softmax(a, -1) for kind, a in self.alphas().items()}
         every = [[name for name in self.space.ops if name != ZERO]] * len(self.space.edges(self.n_nodes))
         return self.net(x, weights=weights, active={kind: every for kind in self.space.cell_types})

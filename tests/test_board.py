@@ -9,7 +9,7 @@ import pytest
 import egs
 from egs.board import Board, scalars
 from egs.errors import EGSError
-from egs.loop import Interrupted
+from egs.runtime import Interrupted
 from egs.search import Search
 
 

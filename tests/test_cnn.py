@@ -83,6 +83,24 @@ def test_network_without_head_gives_no_aux_logits_and_search_net_is_unchanged():
     assert supernet(torch.randn(2, 3, 8, 8), weights=weights, active=active).shape == (2, 10)
 
 
+def test_the_cell_network_base_declares_its_contract():
+    """stem_states is abstract (a subclass that omits it cannot be built); the head the base's forward reads
+    is built by the base for both networks, under the state_dict names checkpoints hold."""
+    from egs.cnn import _CellNetwork
+
+    class NoStem(_CellNetwork):
+        pass
+
+    with pytest.raises(TypeError, match="stem_states"):
+        NoStem()
+    assert {"global_pooling", "classifier", "auxiliary_head", "cells"} <= set(_CellNetwork.__annotations__)
+    prefixes = {name: list(dict.fromkeys(k.split(".")[0] for k in net.state_dict()))
+                for name, net in (("cifar", Network(4, 10, 3, DARTS_V2, auxiliary=True)),
+                                  ("imagenet", NetworkImageNet(8, 10, 3, DARTS_V2, auxiliary=True)))}
+    assert prefixes == {"cifar": ["stem", "cells", "classifier", "auxiliary_head"],
+                        "imagenet": ["stem0", "stem1", "cells", "classifier", "auxiliary_head"]}
+
+
 def test_auxiliary_head_rejects_a_feature_map_of_the_wrong_size():
     net = Network(4, 10, 3, DARTS_V2, auxiliary=True).train()
     with pytest.raises(EGSError, match="auxiliary head got a 4x4 feature map"):

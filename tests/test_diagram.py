@@ -1,13 +1,14 @@
 """Cell diagrams: one arrow per connected edge labelled with its ops, Figure-3 colours, titles, SVG and PNG."""
 from __future__ import annotations
 
+import html
 import re
 from collections import Counter
 
 import pytest
 
 import egs.diagram as diagram
-from egs.diagram import INPUT_COLOR, NODE_COLOR, OUTPUT_COLOR, cell_diagram, render_cell, title
+from egs.diagram import INPUT_COLOR, NODE_COLOR, OUTPUT_COLOR, cell_diagram, render_cell, render_genotype, title
 from egs.errors import EGSError
 from egs.genotype import DARTS_V2, DARTS_V2_RNN, CellGenotype
 from egs.ops import CONV_OPS
@@ -72,21 +73,56 @@ def test_recurrent_cell_diagram():
     assert sorted(plain) == sorted([("in0", "n0"), ("in1", "n0")] + [(f"n{j}", "out") for j in range(1, 9)])
 
 
-def test_a_56_op_cell_renders_one_svg_edge_per_connection_with_its_ops_and_a_title(tmp_path):
+def varied_56_op_cell() -> CellGenotype:
+    """Every edge of a conv cell with its own op set, 56 ops: edge e holds ``sizes[e]`` consecutive non-zero ops
+    (cyclically) from op 3e mod 7, so edges of one size start at different ops and no two sets are equal."""
+    sizes = (7, 6, 6, 5, 5, 4, 4, 4, 3, 3, 3, 2, 2, 2)
+    edges = [(i, j) for j in range(2, 6) for i in range(j)]
+    ops = {edge: [CONV_OPS[1 + (3 * e + t) % 7] for t in range(size)]
+           for e, (edge, size) in enumerate(zip(edges, sizes))}
+    return CellGenotype("conv", 6, ops, range(2, 6))
+
+
+def svg_edges(svg: str) -> list[tuple[str, list[str]]]:
+    """(title as "src->dst", the label's lines) of every edge group of a Graphviz SVG."""
+    groups = re.findall(r'<g id="edge\d+" class="edge">\s*<title>(.*?)</title>(.*?)</g>', svg, re.S)
+    return [(html.unescape(t), [html.unescape(x) for x in re.findall(r"<text[^>]*>([^<]*)</text>", body)])
+            for t, body in groups]
+
+
+def test_a_56_op_cell_renders_one_svg_edge_per_connection_with_exactly_its_ops_and_a_title(tmp_path):
     from egs.genotype import Genotype, random_genotype
-    dense = CellGenotype("conv", 6, {(i, j): CONV_OPS[1:5] for j in range(2, 6) for i in range(j)}, range(2, 6))
-    assert dense.num_active_ops() == 56
-    genotype = Genotype(dense, dense, provenance={"M": 7, "rule": "edge", "run_id": "abcdef1234", "seed": 3})
-    svg = render_cell(dense, tmp_path / "dense", formats=("svg",), caption=title(genotype, "normal"))[0].read_text()
-    edge_groups = re.findall(r'<g id="edge\d+" class="edge">\s*<title>(.*?)</title>(.*?)</g>', svg, re.S)
-    searched = [(t, body) for t, body in edge_groups if "out" not in t]
-    assert len(searched) == len(dense.edges) == 14
-    for t, body in searched:
-        assert re.findall(r">([a-z_0-9]+)</text>", body) == list(CONV_OPS[1:5])
-    assert "normal cell (M = 7, rule = edge, run abcdef12, seed 3)" in svg
+    cell = varied_56_op_cell()
+    assert cell.num_active_ops() == 56 and len({frozenset(ops) for ops in cell.edges.values()}) == 14
+    genotype = Genotype(cell, cell, provenance={"M": 7, "rule": "edge", "run_id": "abcdef1234", "seed": 3})
+    caption = title(genotype, "normal")
+    svg = render_cell(cell, tmp_path / "dense", formats=("svg",), caption=caption)[0].read_text()
+    edges = svg_edges(svg)
+    searched = [(t, label) for t, label in edges if not t.endswith("->out")]
+    assert Counter(t for t, _ in searched) == Counter(f"n{i}->n{j}" for i, j in cell.edges)  # one arrow each
+    for t, label in searched:
+        i, j = (int(n) for n in re.fullmatch(r"n(\d+)->n(\d+)", t).groups())
+        assert label == list(cell.edges[(i, j)]), t  # exactly this edge's ops, nothing from another edge
+    assert sorted(e for e in edges if e[0].endswith("->out")) == [(f"n{j}->out", []) for j in range(2, 6)]
+    assert caption == "conv normal cell (M = 7, rule = edge, run abcdef12, seed 3)"
+    assert f">{html.escape(caption, quote=False)}</text>" in svg
     named = title(DARTS_V2, "reduce")
     assert named.startswith("DARTS_V2, reduction cell (") and "quark0/darts" in named
     assert "random, seed 5" in title(random_genotype("rnn", 5), "normal")
+
+
+def test_a_declared_recurrent_space_is_titled_and_named_by_its_family(tmp_path):
+    from egs.genotype import random_genotype
+    from egs.space import declare_space
+    declare_space("myrnn", "rnn", ("none", "tanh", "relu"), n_nodes=5, replace=True)
+    declare_space("myconv", "conv", ("none", "skip_connect", "max_pool_3x3"), n_nodes=4, replace=True)
+    rnn, conv = random_genotype("myrnn", 1), random_genotype("myconv", 1)
+    assert title(rnn, "normal").startswith("myrnn recurrent cell (")
+    assert title(conv, "reduce").startswith("myconv reduction cell (")
+    drawn = sorted(p.name for p in render_genotype(rnn, tmp_path, formats=("svg",)))
+    assert drawn == ["recurrent_cell.svg"]
+    assert sorted(p.name for p in render_genotype(conv, tmp_path / "c", formats=("svg",))) == [
+        "normal_cell.svg", "reduce_cell.svg"]
 
 
 def test_render_svg_and_png(tmp_path):
@@ -130,3 +166,27 @@ def test_egs_draw_published_names_json_files_and_bad_input(tmp_path, capsys):
     assert main(["draw", "NOT_A_CELL", "--out", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'NOT_A_CELL' is neither a published name (DARTS_V1, " in err
+
+
+def test_egs_draw_a_search_run_directory_titles_its_cells_from_the_run(tmp_path, capsys):
+    """`egs draw RUN_DIR` draws the run's genotype.json (what a finished search writes), titled with M, rule, run."""
+    from egs.__main__ import main
+    from egs.genotype import Genotype, random_genotype, save_genotype
+    run = tmp_path / "search-conv-smoke"
+    prov = {"space": "conv", "M": 7, "lam": 0.5, "rule": "node", "effectiveness": "softmax", "run_id": "0123456789ab",
+            "seed": 2, "search_run": str(run), "epochs": 1}
+    genotype = Genotype(*random_genotype("conv", 4).cells().values(), provenance=prov)
+    save_genotype(genotype, run / "genotype.json")
+    assert main(["draw", str(run), "--out", str(tmp_path / "drawn")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    drawn = sorted(p.name for p in (tmp_path / "drawn").iterdir())
+    assert drawn == ["normal_cell.png", "normal_cell.svg", "reduce_cell.png", "reduce_cell.svg"]
+    assert printed == [f"drawn {tmp_path / 'drawn' / name}" for name in
+                       ("normal_cell.svg", "normal_cell.png", "reduce_cell.svg", "reduce_cell.png")]
+    svg = (tmp_path / "drawn" / "reduce_cell.svg").read_text()
+    assert ">conv reduction cell (M = 7, rule = node, run 01234567, seed 2)</text>" in svg
+    searched = [(t, label) for t, label in svg_edges(svg) if not t.endswith("->out")]
+    expected = {f"n{i}->n{j}": list(ops) for (i, j), ops in genotype.reduce.edges.items()}
+    assert len(searched) == len(expected) and dict(searched) == expected
+    assert main(["draw", str(tmp_path / "drawn"), "--out", str(tmp_path / "x")]) == 2  # no genotype.json there
+    assert "holds no genotype.json" in capsys.readouterr().err

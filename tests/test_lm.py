@@ -92,7 +92,7 @@ def test_ntasgd_switches_when_validation_stops_improving_and_averages():
 
 def test_lm_trainer_rejects_a_conv_genotype(tmp_path, data_root):
     from egs.genotype import DARTS_V2
-    with pytest.raises(EGSError, match="recurrent genotype"):
+    with pytest.raises(EGSError, match="recurrent-family genotype, got space .conv."):
         LMTrainer(TRAIN, DARTS_V2, tmp_path / "x", data_root=data_root)
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from egs.reproduce import STEPS
+from egs.reproduce import STEPS, notebook_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -30,6 +34,24 @@ def test_notebooks_are_committed_clean_and_parameterised():
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
         assert not any(c.get("outputs") or c.get("execution_count") for c in code), path.name
         assert any("parameters" in c["metadata"].get("tags", []) for c in code), path.name
+
+
+def test_papermill_reads_every_parameter_with_its_help():
+    """`papermill --help-notebook` lists every parameter (its parser gives up on a line whose comment holds "=")."""
+    import nbformat
+    from papermill.translators import PythonTranslator
+    for path in NOTEBOOKS:
+        cell = next(c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+        names = [p.name for p in PythonTranslator.inspect(cell)]
+        assert names == list(notebook_parameters(path)), path.name
+
+
+def test_a_notebook_declares_figures_dir_exactly_when_it_draws_figures():
+    """figures_dir is where a notebook's figures go; one that draws none (04, 06) does not offer it."""
+    for step in STEPS:
+        declared = notebook_parameters(ROOT / "notebooks" / f"{step.name}.ipynb")
+        assert ("figures_dir" in declared) == bool(step.figures), step.name
+        assert "tables_dir" in declared, step.name
 
 
 @pytest.mark.notebook
@@ -75,6 +97,39 @@ def test_executed_notebooks_hold_no_warnings_or_progress_spam(step, smoke_reprod
     nb = json.loads((smoke_reproduction.results / "notebooks" / f"{step.name}.ipynb").read_text())
     problems = {index: found for index, cell in enumerate(nb["cells"]) if (found := noise(cell))}
     assert not problems, f"{step.name}: {problems}"
+
+
+EPOCH_LINE = re.compile(r"^(\w+) epoch (\d+)/(\d+) \(\d+ s\): ")
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("session", [None, "notebooks/lab.ipynb"], ids=["from-a-shell", "from-a-jupyterlab-cell"])
+def test_a_notebook_run_directly_with_papermill_holds_one_line_per_epoch(session, tmp_path):
+    """The README's plain `papermill NOTEBOOK OUT -p profile ...` (not `egs reproduce`), on the cheapest notebook
+    that trains (04 at smoke, on a tiny ImageFolder, ~10 s): no warning, no stderr, no bar, one line per epoch."""
+    from conftest import make_image_folder
+
+    from egs.profiles import settings
+    env = {k: v for k, v in os.environ.items() if k not in ("EGS_PROGRESS", "JPY_SESSION_NAME")}
+    if session:  # what a `!papermill ...` cell of a notebook open in JupyterLab passes on
+        env["JPY_SESSION_NAME"] = session
+    out, params = tmp_path / "04.ipynb", {"profile": "smoke", "genotype": "DARTS_V2", "run_root": tmp_path / "runs",
+                                          "imagenet_dir": make_image_folder(tmp_path / "images"),
+                                          "tables_dir": tmp_path / "tables"}
+    command = [sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "04_imagenet_transfer.ipynb"), str(out),
+               "-k", "python3", "--cwd", str(ROOT / "notebooks")]
+    command += [a for k, v in params.items() for a in ("-p", k, str(v))]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-3000:]
+    nb = json.loads(out.read_text())
+    problems = {index: found for index, cell in enumerate(nb["cells"]) if (found := noise(cell))}
+    assert not problems, problems
+    outputs = [o for cell in nb["cells"] for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]  # no widget bar
+    lines = [line for o in outputs if o.get("name") == "stdout" for line in "".join(o["text"]).splitlines()]
+    epochs = [m.groups() for line in lines if (m := EPOCH_LINE.match(line))]
+    n = settings("train_imagenet", "smoke").epochs
+    assert epochs == [("train", str(e), str(n)) for e in range(1, n + 1)], lines  # DARTS_V2, trained once
 
 
 @pytest.mark.notebook

@@ -40,9 +40,36 @@ def test_wiring_matches_the_notebooks_parameters():
         made |= {path: step.name for path in (*step.outputs.values(), *step.runs.values())}
 
 
+def test_papermill_children_are_no_jupyterlab_session_and_get_a_share_of_the_cores(tmp_path, monkeypatch):
+    """A reproduction started from JupyterLab (a cell or its terminal) drops the session marker its children would
+    inherit, so egs.runtime.progress_style() picks one line per epoch there by itself; EGS_PROGRESS is not forced."""
+    import egs.reproduce as rp
+    seen = {}
+
+    def fake_run(command, **kwargs):
+        seen.update(command=command, env=kwargs["env"])
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(rp.subprocess, "run", fake_run)
+    monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/lab.ipynb")
+    monkeypatch.delenv("EGS_PROGRESS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    plan = rp._Plan(rp.STEP["01_sampling_distribution"], rp._Layout("smoke", tmp_path, None, None), {})
+    assert plan.execute(jobs=2)[0] == 0
+    assert "JPY_SESSION_NAME" not in seen["env"] and "EGS_PROGRESS" not in seen["env"]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert seen["env"]["OMP_NUM_THREADS"] == str(max(1, cores // 2)) and seen["env"]["PATH"] == os.environ["PATH"]
+    assert seen["command"][1:3] == ["-m", "papermill"] and str(plan.executed) in seen["command"]
+    monkeypatch.setenv("EGS_PROGRESS", "bar")  # the user's explicit choice still travels
+    plan.execute(jobs=1)
+    assert seen["env"]["EGS_PROGRESS"] == "bar"
+
+
 def test_bad_requests_are_clear_errors(tmp_path):
-    with pytest.raises(EGSError, match="jobs=0"):
+    with pytest.raises(EGSError, match="jobs=0 must be an integer >= 1; it is how many notebooks run"):
         reproduce("smoke", jobs=0, results=tmp_path)
+    with pytest.raises(EGSError, match="jobs=True must be an integer, got bool"):
+        reproduce("smoke", jobs=True, results=tmp_path)
     with pytest.raises(EGSError, match="unknown profile"):
         reproduce("laptop", results=tmp_path)
     with pytest.raises(EGSError, match="has no parameter\\(s\\) nonsense"):
@@ -58,7 +85,8 @@ def test_only_without_its_inputs_is_skipped_with_the_missing_file(tmp_path, data
     assert not report.ok and report.executed == [] and "06_wikitext2_transfer skipped" in lines[0]
     outcome = report.outcomes["06_wikitext2_transfer"]
     assert outcome.status == "skipped"
-    assert f"genotype={tmp_path / 'genotypes' / '05_rnn_genotype.json'}" in outcome.reason and "--only 05_ptb" in outcome.reason
+    assert f"genotype={tmp_path / 'genotypes' / '05_rnn_genotype.json'}" in outcome.reason
+    assert "--only 05_ptb" in outcome.reason
     assert "| 06_wikitext2_transfer | skipped (missing input genotype=" in (tmp_path / "README.md").read_text()
 
 
@@ -142,7 +170,8 @@ def test_a_failing_notebook_is_named_its_dependents_skipped_and_the_others_run(t
     assert report.outcomes["06_wikitext2_transfer"].status == "skipped"
     assert "needs 05_ptb, which failed" in report.outcomes["06_wikitext2_transfer"].reason
     assert report.outcomes["01_sampling_distribution"].status == "done"
-    assert (results / "tables" / "01_fig1_codes.csv").is_file() and (results / "figures" / "fig1_gumbel_vs_ensemble.png").is_file()
+    assert (results / "tables" / "01_fig1_codes.csv").is_file()
+    assert (results / "figures" / "fig1_gumbel_vs_ensemble.png").is_file()
     assert json.loads((results / "reproduce.json").read_text())["notebooks"]["05_ptb"]["status"] == "failed"
     assert "| 05_ptb | failed (cell 2" in (results / "README.md").read_text()
 
@@ -152,7 +181,8 @@ def test_cli_exits_non_zero_and_names_the_cell_without_traceback(tmp_path, data_
     notebooks = _broken_notebooks(tmp_path, "01_sampling_distribution")
     out = subprocess.run([sys.executable, "-m", "egs", "reproduce", "--profile", "smoke", "--only", "01",
                           "--notebooks", str(notebooks), "--results", str(tmp_path / "results")],
-                         capture_output=True, text=True, timeout=300, env={**os.environ, "EGS_DATA_DIR": str(data_root)})
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "EGS_DATA_DIR": str(data_root)})
     assert out.returncode == 1
     assert "reproduce: 01_sampling_distribution started" in out.stdout
     assert out.stderr.startswith("egs: error: 01_sampling_distribution failed: cell 2 (In [3])")

@@ -8,9 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from egs.checks import FLOAT_MAX, GRADIENT_HEADROOM
 from egs.errors import EGSError
 from egs.sampler import (all_codes, code_distribution, code_index, empirical_code_distribution,
-                         ensemble_gumbel_softmax, inclusion_probability, num_possible_codes)
+                         ensemble_gumbel_softmax, inclusion_probability, num_possible_codes, smallest_tau)
 
 
 def brute_force_codes(p: list[float], M: int) -> torch.Tensor:
@@ -185,3 +186,79 @@ def test_bad_logits_raise_clear_errors(logits, match):
 def test_bad_distribution_arguments_raise_clear_errors(p, M, match):
     with pytest.raises(EGSError, match=match):
         code_distribution(p, M)
+
+
+# ----------------------------------------------------------------------------- numerical safety (issue 14)
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_sampler_never_returns_nan_or_inf(dtype):
+    big = 6e4 if dtype == torch.float16 else 1e30
+    low = smallest_tau(dtype)
+    for scale in (0.0, 1.0, big):
+        uniform = torch.rand(14, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1  # within +-scale
+        logits = (uniform * scale).to(dtype).requires_grad_()
+        for tau in [t for t in (10.0, 1.0, 1e-2, 1e-3, 1e-30) if t >= low] + [low]:
+            code = ensemble_gumbel_softmax(logits, 7, tau, generator=torch.Generator().manual_seed(1))
+            (code * torch.arange(8, dtype=dtype)).sum().backward()
+            assert code.dtype == dtype and torch.isfinite(code).all() and torch.isfinite(logits.grad).all()
+            assert set(code.detach().float().unique().tolist()) <= {0.0, 1.0}
+            logits.grad = None
+    with pytest.raises(EGSError, match="smallest temperature"):
+        ensemble_gumbel_softmax(torch.zeros(3, dtype=dtype), 2, low / 10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_near_ties_at_the_smallest_tau_keep_gradients_finite_and_within_the_bound(dtype):
+    """Zero logits tie every op, so some draws' perturbed logits lie within a few tau of each other, where a
+    logit's gradient approaches min(M, K) max|g| / (2 tau): smallest_tau keeps that inside the dtype."""
+    low, upstream = smallest_tau(dtype), torch.arange(8, dtype=dtype)
+    largest = 0.0
+    for seed in range(300):
+        logits = torch.zeros(14, 8, dtype=dtype, requires_grad=True)
+        code = ensemble_gumbel_softmax(logits, 7, low, generator=torch.Generator().manual_seed(seed))
+        (code * upstream).sum().backward()
+        assert torch.isfinite(logits.grad).all(), seed
+        largest = max(largest, float(logits.grad.abs().max()))
+    assert largest <= 7 * 7 / (2 * low) <= torch.finfo(dtype).max
+    if dtype == torch.float16:  # near-ties were met: the bound is what kept them finite
+        assert largest > 100
+
+
+def test_float16_refuses_a_temperature_whose_gradient_it_cannot_hold():
+    """At tau = 1e-5 (once accepted for float16) seed 1655 draws a near-tie whose float32 gradient exceeds
+    float16's largest number, so casting it back gave -inf and inf; float16 now refuses that tau by name."""
+    draw = torch.Generator().manual_seed(1655)
+    with pytest.raises(EGSError, match=r"tau=1e-05 is below 0.00195, .* float16 logits .* use tau >= 0.00195"):
+        ensemble_gumbel_softmax(torch.zeros(14, 8, dtype=torch.float16), 7, 1e-5, generator=draw)
+    logits = torch.zeros(14, 8, requires_grad=True)
+    code = ensemble_gumbel_softmax(logits, 7, 1e-5, generator=torch.Generator().manual_seed(1655))
+    (code * torch.arange(8.0)).sum().backward()
+    assert torch.finfo(torch.float16).max < float(logits.grad.abs().max()) <= 7 * 7 / (2 * 1e-5)
+
+
+def test_the_smallest_temperatures_follow_from_each_dtypes_range():
+    for dtype in DTYPES:
+        name = str(dtype).removeprefix("torch.")
+        assert FLOAT_MAX[name] == torch.finfo(dtype).max  # the torch-free table the settings check with
+        assert 0 < smallest_tau(dtype) == GRADIENT_HEADROOM / 2 / torch.finfo(dtype).max
+    assert smallest_tau(torch.float16) == pytest.approx(1.954e-3, rel=1e-3)
+    assert smallest_tau(torch.float32) == pytest.approx(3.76e-37, rel=1e-3)
+
+
+def test_the_exact_distribution_for_large_M():
+    p = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
+    dist = code_distribution(p, 200)
+    assert torch.isfinite(dist.probs).all() and float(dist.probs.sum()) == pytest.approx(1.0)
+    assert float(dist.marginals()[3]) == pytest.approx(1 - 0.95 ** 200)
+    with pytest.raises(EGSError, match="M=1001 is beyond 1000"):
+        code_distribution(p, 1001)
+
+
+@pytest.mark.parametrize("n,match", [(1.5, "n_samples=1.5 must be an integer"), (True, "n_samples=True"),
+                                     (0, "n_samples=0 must be an integer >= 1")])
+def test_monte_carlo_sample_counts_are_checked_like_every_integer(n, match):
+    with pytest.raises(EGSError, match=match):
+        empirical_code_distribution([0.5, 0.5], 2, n)

@@ -228,7 +228,7 @@ def test_cli_search_and_derive(tmp_path, data_root):
 
 
 def test_batch_statistics_evaluation_leaves_the_supernet_untouched():
-    from egs.loop import batch_statistics
+    from egs.runtime import batch_statistics
     torch.manual_seed(0)
     model = Supernet(4, 10, 3, M=2)
     x = torch.randn(4, 3, 8, 8)
@@ -271,7 +271,7 @@ def test_select_rule_records_its_candidates_and_provenance_travels(tmp_path, dat
 
 
 def test_progress_style_follows_the_environment(monkeypatch):
-    from egs.loop import progress_style
+    from egs.runtime import progress_style
     for style in ("bar", "epoch"):
         monkeypatch.setenv("EGS_PROGRESS", style)
         assert progress_style() == style
@@ -283,5 +283,27 @@ def test_progress_style_follows_the_environment(monkeypatch):
     monkeypatch.setitem(sys.modules, "ipykernel", sys)  # a kernel: papermill's (no session) or JupyterLab's
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     assert progress_style() == "epoch"
-    monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/02_cifar10_search.ipynb")
-    assert progress_style() == "bar"
+    session = "notebooks/02_cifar10_search.ipynb"
+    monkeypatch.setenv("JPY_SESSION_NAME", session)
+    assert progress_style() == "epoch"  # no kernel application: not a kernel that a Jupyter server started
+
+
+def test_only_a_kernel_that_a_jupyter_server_started_gets_a_bar(monkeypatch, tmp_path):
+    """JupyterLab's kernel has its session in its connection file; a papermill kernel started from one of its
+    cells inherits JPY_SESSION_NAME but its connection file has no session: one line per epoch there."""
+    from ipykernel.kernelapp import IPKernelApp
+
+    from egs.runtime import progress_style
+    session = "notebooks/02_cifar10_search.ipynb"
+    monkeypatch.delenv("EGS_PROGRESS", raising=False)
+    monkeypatch.setenv("JPY_SESSION_NAME", session)
+    monkeypatch.setitem(sys.modules, "ipykernel", sys)
+    connection = tmp_path / "kernel.json"
+    app = type("App", (), {"connection_file": str(connection)})()
+    monkeypatch.setattr(IPKernelApp, "initialized", classmethod(lambda cls: True))
+    monkeypatch.setattr(IPKernelApp, "instance", classmethod(lambda cls: app))
+    for info, style in (({"jupyter_session": session}, "bar"), ({"jupyter_session": ""}, "epoch"), ({}, "epoch")):
+        connection.write_text(json.dumps({"key": "k", **info}))
+        assert progress_style() == style, info
+    connection.write_text("{torn")
+    assert progress_style() == "epoch"

@@ -10,6 +10,7 @@ import torch
 
 from egs import profiles
 from egs.__main__ import _settings_from, main
+from egs.checks import smallest_tau
 from egs.errors import EGSError
 from egs.genotype import DARTS_V2_RNN
 from egs.lm import LMTrainer, RNNSearch
@@ -70,7 +71,30 @@ def test_one_temperature_schedule():
     assert [cfg.temperature(e) for e in range(3)] == pytest.approx([2.0, 1.0, 0.5])
     assert settings("rnn_search", "smoke", epochs=1, tau_start=2.0).temperature(0) == 2.0
     with pytest.raises(EGSError, match="temperature of epoch"):
-        settings("search", "smoke", epochs=3000, tau_start=1e-300, tau_end=1e300)
+        settings("search", "smoke", epochs=3000, tau_start=1e-30, tau_end=1e300)
+
+
+@pytest.mark.parametrize("changes,match", [
+    ({"tau_end": 1e-40}, r"^tau_end=1e-40 is below 3.76e-37, the smallest temperature the sampler accepts .*"
+                         r"use tau_end >= 3.76e-37\.$"),
+    ({"tau_start": 1e-38, "tau_end": 1.0}, r"^tau_start=1e-38 is below 3.76e-37"),
+    # both ends accepted, but tau_end / tau_start underflows: epoch 2 of the geometric schedule would sample at 0
+    ({"epochs": 3, "tau_start": 1e300, "tau_end": 1e-30}, r"^the temperature of epoch 2 \(geometric schedule from "
+                                                           r"tau_start=1e\+300 to tau_end=1e-30\)=0.0 must be > 0"),
+])
+def test_the_whole_temperature_schedule_is_checked_against_the_sampler(changes, match):
+    with pytest.raises(EGSError, match=match):
+        settings("search", "smoke", **changes)
+    assert settings("search", "smoke", epochs=3, tau_start=1.0, tau_end=smallest_tau()).temperature(2) == smallest_tau()
+
+
+def test_a_space_of_the_other_family_is_refused_naming_both():
+    with pytest.raises(EGSError, match=r"^space='rnn' belongs to the 'rnn' family, but SearchSettings searches "
+                                       r"'conv'-family spaces; .* egs.settings\('rnn_search', ..., space='rnn'\)"):
+        settings("search", "smoke", space="rnn")
+    with pytest.raises(EGSError, match=r"space='conv' belongs to the 'conv' family, but RNNSearchSettings"):
+        settings("rnn_search", "smoke", space="conv")
+    assert settings("search", "smoke", space="conv").space == "conv"
 
 
 def test_searches_set_the_schedule_temperature_every_epoch(tmp_path, data_root):
