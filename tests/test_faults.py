@@ -266,7 +266,8 @@ def test_a_full_disk_at_an_epoch_genotype_gives_one_line_and_the_run_resumes(tmp
                                      "resume with --resume."]
     assert load_checkpoint(mine / "checkpoint.pt")["epoch"] == 1 and not target.exists()
     assert (mine / "genotypes" / "epoch_001.json").is_file() and not list(mine.glob("**/.*.tmp"))
-    monkeypatch.undo()
+    monkeypatch.undo()  # the disk has room again (undo also drops EGS_DATA_DIR: set it again)
+    monkeypatch.setenv("EGS_DATA_DIR", str(data_root))
     assert main([*args, "--resume"]) == 0
     _assert_same_result(mine, uninterrupted)
 
