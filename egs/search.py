@@ -217,7 +217,7 @@ def open_search_run(run_dir: str | Path) -> tuple[Any, type[ArchitectureSearch],
     ``config.json``): the checks of resuming (:mod:`egs.rundir`), so that a genotype's provenance (M, seed,
     run id) is always that of one run."""
     from egs.archsearch import search_class
-    from egs.rundir import settings_fingerprint
+    from egs.rundir import check_checkpoint
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint.pt"
     if not ckpt.exists():
@@ -234,13 +234,7 @@ def open_search_run(run_dir: str | Path) -> tuple[Any, type[ArchitectureSearch],
         raise EGSError(f"cannot derive: {run_dir / 'config.json'} does not hold {loop.settings_type.__name__} "
                        f"({err}); restore it from a copy of the run directory.") from None
     run_id = _run_file(run_dir / "run.json", "run's identity", state.get("run")).get("run_id")
-    if state.get("run_id") != run_id:
-        raise EGSError(f"cannot derive: {ckpt} belongs to run {state.get('run_id')}, but {run_dir} is run {run_id} "
-                       "(run.json); put back the run's own checkpoint, or derive from the checkpoint's own run.")
-    if state.get("settings") != settings_fingerprint(stored):
-        raise EGSError(f"cannot derive: {ckpt} (run {run_id}) was written with other settings than "
-                       f"{run_dir / 'config.json'} (fingerprint {state.get('settings')} != "
-                       f"{settings_fingerprint(stored)}); put back the run's own config.json.")
+    check_checkpoint(ckpt, state, run_id, stored, action="derive")
     return cfg, loop, state
 
 
