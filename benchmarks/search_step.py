@@ -34,9 +34,10 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from egs.runtime import MixedPrecision
-from egs.space import CONV_OPS
-from egs.supernet import Supernet, active_ops_of
+from egs.engine.device import MixedPrecision
+from egs.arch.space import CONV_OPS
+from egs.method.supernet import active_ops_of
+from egs.conv.supernet import Supernet
 
 MB = 2 ** 20
 DENSE_OPS_PER_EDGE = len(CONV_OPS) - 1  # the dense step runs every non-zero op on every edge

@@ -1,7 +1,7 @@
 """How much less work the sampled network does than the dense one: the bound on dense / EGS step time.
 
 EGS runs only the sampled ops, so its speed-up over DARTS's dense step cannot exceed the ratio of the two
-networks' work. This counts multiply-adds (convolutions and the classifier, :func:`egs.macs.count_macs`;
+networks' work. This counts multiply-adds (convolutions and the classifier, :func:`egs.conv.macs.count_macs`;
 forward, one 3x32x32 image) of the dense supernet and of the networks of the codes that ``search_step.py``
 times (same seed, same draws), and prints the median ratio and its range over the draws. Pooling and
 BatchNorm are not counted.
@@ -18,12 +18,13 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 
-from egs.macs import count_macs
-from egs.supernet import Supernet, active_ops_of
+from egs.conv.macs import count_macs
+from egs.method.supernet import active_ops_of
+from egs.conv.supernet import Supernet
 
 
 class _Pass(nn.Module):
-    """``run(model, x)`` as a module's forward pass, so :func:`egs.macs.count_macs` can count it."""
+    """``run(model, x)`` as a module's forward pass, so :func:`egs.conv.macs.count_macs` can count it."""
 
     def __init__(self, model: nn.Module, run: Callable[[nn.Module, torch.Tensor], torch.Tensor]) -> None:
         super().__init__()

@@ -21,61 +21,59 @@ Drawing
 Errors
     EGSError (every mistake of the caller: one clear message naming the value and the fix)
 """
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
 __version__ = "0.1.0"
 
 _API = {
-    "EGSError": "egs.errors",
-    "ensemble_gumbel_softmax": "egs.sampler",
-    "code_distribution": "egs.sampler",
-    "CodeDistribution": "egs.sampler",
-    "inclusion_probability": "egs.sampler",
-    "num_possible_codes": "egs.sampler",
-    "empirical_code_distribution": "egs.sampler",
-    "settings": "egs.profiles",
-    "PROFILES": "egs.profiles",
-    "SearchSpace": "egs.space",
-    "declare_space": "egs.space",
-    "get_space": "egs.space",
-    "Supernet": "egs.supernet",
-    "EGSSupernet": "egs.supernet",
-    "RNNSupernet": "egs.rnn",
-    "Genotype": "egs.genotype",
-    "CellGenotype": "egs.genotype",
-    "load_genotype": "egs.genotype",
-    "save_genotype": "egs.genotype",
-    "from_darts": "egs.genotype",
-    "random_genotype": "egs.genotype",
-    "from_authors": "egs.published",
-    "published_genotype": ("egs.published", "published"),
-    "derive": "egs.search",
-    "run_search": ("egs.search", "search"),
-    "run_training": ("egs.train", "train"),
-    "rnn_search": "egs.lm",
-    "train_lm": "egs.lm",
-    "Network": "egs.cnn",
-    "NetworkImageNet": "egs.cnn",
-    "RNNModel": "egs.rnn",
-    "eval_network": "egs.evalnet",
-    "count_parameters": "egs.cnn",
-    "count_macs": "egs.macs",
-    "render_cell": "egs.diagram",
-    "render_genotype": "egs.diagram",
+    "EGSError": "egs.core.errors",
+    "ensemble_gumbel_softmax": "egs.method.sampler",
+    "code_distribution": "egs.method.sampler",
+    "CodeDistribution": "egs.method.sampler",
+    "inclusion_probability": "egs.method.sampler",
+    "num_possible_codes": "egs.method.sampler",
+    "empirical_code_distribution": "egs.method.sampler",
+    "settings": "egs.profiles.experiments",
+    "PROFILES": "egs.profiles.fields",
+    "SearchSpace": "egs.arch.space",
+    "declare_space": "egs.arch.space",
+    "get_space": "egs.arch.space",
+    "Supernet": "egs.conv.supernet",
+    "EGSSupernet": "egs.method.supernet",
+    "RNNSupernet": "egs.rnn.supernet",
+    "Genotype": "egs.arch.genotype",
+    "CellGenotype": "egs.arch.genotype",
+    "load_genotype": "egs.arch.genotype",
+    "save_genotype": "egs.arch.genotype",
+    "from_darts": "egs.arch.formats",
+    "random_genotype": "egs.arch.baselines",
+    "from_authors": "egs.arch.formats",
+    "published_genotype": ("egs.arch.published", "published"),
+    "derive": "egs.engine.runs",
+    "run_search": ("egs.conv.search", "search"),
+    "run_training": ("egs.conv.train", "train"),
+    "rnn_search": "egs.rnn.search",
+    "train_lm": "egs.rnn.train",
+    "Network": "egs.conv.network",
+    "NetworkImageNet": "egs.conv.network",
+    "RNNModel": "egs.rnn.model",
+    "eval_network": "egs.conv.evalnet",
+    "count_parameters": "egs.conv.network",
+    "count_macs": "egs.conv.macs",
+    "render_cell": "egs.arch.diagram",
+    "render_genotype": "egs.arch.diagram",
 }
 
 __all__ = sorted(_API)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str):
+    """Load a public name on first use (``egs.X`` imports only the module that defines ``X``)."""
     if name in _API:  # (module, attribute); names that are also submodules (search, train) get other names
+        from importlib import import_module
         module, attribute = _API[name] if isinstance(_API[name], tuple) else (_API[name], name)
-        return getattr(importlib.import_module(module), attribute)
+        return getattr(import_module(module), attribute)
     raise AttributeError(f"module 'egs' has no attribute {name!r}")
 
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+def __dir__() -> list:
+    """The public API only (not the subpackages or this module's own helpers)."""
+    return sorted([*__all__, "__version__"])

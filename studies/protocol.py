@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 import egs
-from egs.baselines import twin
-from egs.genotype import DARTS_V2, DARTS_V2_RNN
-from egs.stats import interval, welch
+from egs.arch.baselines import twin
+from egs.arch.published import DARTS_V2, DARTS_V2_RNN
+from egs.repro.stats import interval, welch
 
 HERE = Path(__file__).resolve().parent
 _FAST = dict(drop_path=0.0, cutout=0)  # short trainings: no drop-path, no cutout
@@ -49,8 +49,8 @@ SETTINGS = {
 
 
 def run(task: str, name: str, root: Path) -> dict:
-    from egs.lm import LMTrainer
-    from egs.train import Trainer
+    from egs.rnn.train import LMTrainer
+    from egs.conv.train import Trainer
     cells = ({"DARTS_V2": DARTS_V2, "twin": twin(DARTS_V2, "max_pool_3x3")} if task == "cifar" else
              {"DARTS_V2": DARTS_V2_RNN, "twin": twin(DARTS_V2_RNN, "identity")})
     values: dict[str, list[float]] = {label: [] for label in cells}

@@ -1,7 +1,7 @@
-"""Recurrent evaluation cells: summed (Eq. 1-2) or averaged? The measurement behind ``egs.rnn.EVAL_AVERAGE``.
+"""Recurrent evaluation cells: summed (Eq. 1-2) or averaged? The measurement behind ``egs.rnn.model.EVAL_AVERAGE``.
 
 Eq. 1-2 sum the terms of a multi-op edge and the edges into a node; egs's recurrent evaluation cells
-average them instead (egs/rnn.py, "Decision (averaging ...)"). This study trains, at the `cpu` training
+average them instead (egs/rnn/model.py, "Decision (averaging ...)"). This study trains, at the `cpu` training
 setting of PTB (`lm_train_ptb`, profile cpu: 100,000 training tokens, embedding/hidden 64, batch 32, SGD
 lr 20, gradient clipping 0.25, variable-length BPTT), for at most ``STEPS`` steps:
 
@@ -14,7 +14,7 @@ of steps 1, 10 and the last finite one, and the active activations of the cell.
 
     python studies/rnn_sum.py          # about 2-3 minutes on 2 cores
 
-Results are appended to studies/results/rnn_sum_cpu.jsonl; egs/rnn.py and notebook 05 cite them.
+Results are appended to studies/results/rnn_sum_cpu.jsonl; egs/rnn/model.py and notebook 05 cite them.
 """
 from __future__ import annotations
 
@@ -27,12 +27,13 @@ from pathlib import Path
 import torch
 
 import egs
-import egs.rnn
-from egs.errors import EGSError
-from egs.genotype import DARTS_V2_RNN, random_genotype
-from egs.lm import LMTrainer
-from egs.runtime import Interrupted
-from egs.runlog import MetricsLog
+import egs.rnn.model
+from egs.core.errors import EGSError
+from egs.arch.baselines import random_genotype
+from egs.arch.published import DARTS_V2_RNN
+from egs.rnn.train import LMTrainer
+from egs.engine.signals import Interrupted
+from egs.engine.runlog import MetricsLog
 
 HERE = Path(__file__).resolve().parent
 STEPS = 50
@@ -43,7 +44,7 @@ CELLS["DARTS_V2"] = DARTS_V2_RNN
 def train(genotype, average: bool, run_dir: Path) -> dict:
     """Up to STEPS training steps of ``genotype``'s language model, summed or averaged; the loss curve's facts."""
     cfg = egs.settings("lm_train_ptb", "cpu", log_every=1, device="cpu")
-    egs.rnn.EVAL_AVERAGE = average  # read when the evaluation cell is built (RNNModel's average=None)
+    egs.rnn.model.EVAL_AVERAGE = average  # read when the evaluation cell is built (RNNModel's average=None)
     start, diverged = time.perf_counter(), None
     try:
         LMTrainer(cfg, genotype, run_dir, progress=False).run(stop_after_steps=STEPS)
@@ -55,7 +56,7 @@ def train(genotype, average: bool, run_dir: Path) -> dict:
             raise
         diverged = int(found.group(1))
     finally:
-        egs.rnn.EVAL_AVERAGE = True
+        egs.rnn.model.EVAL_AVERAGE = True
     losses = [r["loss"] for r in MetricsLog(run_dir / "metrics.jsonl").read() if r["type"] == "step"]
     at = lambda step: losses[step - 1] if len(losses) >= step else None  # noqa: E731 - None: not reached finite
     return {"first_nonfinite_step": diverged, "steps_run": diverged or len(losses), "loss_step1": at(1),

@@ -2,7 +2,7 @@
 
 For each finished search run given (a copy is made in a temporary folder: the originals are only read):
 
-* **rules**: the cells of the ``node``, ``select`` and ``edge`` rules (:func:`egs.search.compare_rules`),
+* **rules**: the cells of the ``node``, ``select`` and ``edge`` rules (:func:`egs.engine.runs.compare_rules`),
   scored with the supernet's shared weights (no training). For recurrent runs this is the issue's criterion
   (the recurrent model's size does not depend on the cell, so the rule rests on search-val perplexity): the
   perplexity on search-val windows held out from ``select``, with a paired interval per pair of rules over
@@ -16,7 +16,7 @@ For each finished search run given (a copy is made in a temporary folder: the or
 
     python studies/rules.py RUN_DIR [RUN_DIR ...]     # e.g. results/cpu/runs/05_ptb/search
 
-Results are appended to studies/results/rules_cpu.jsonl; egs/profiles.py cites them for the `cpu` values of
+Results are appended to studies/results/rules_cpu.jsonl; egs/profiles/experiments.py cites them for the `cpu` values of
 ``select_candidates``/``select_batches`` and for the recurrent default rule, and notebook 05 repeats the rule
 comparison on its own search.
 """
@@ -34,10 +34,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from egs.corpus import get_batch
-from egs.runtime import batch_statistics
-from egs.search import compare_rules, open_search_run
-from egs.space import get_space
+from egs.data.corpus import get_batch
+from egs.engine.search import batch_statistics
+from egs.engine.runs import compare_rules, open_search_run
+from egs.arch.space import get_space
 
 HERE = Path(__file__).resolve().parent
 CANDIDATES, NS, KS, SUBSETS = 32, (4, 8, 16, 32), (1, 2, 4, 8), 200
@@ -46,7 +46,7 @@ CANDIDATES, NS, KS, SUBSETS = 32, (4, 8, 16, 32), (1, 2, 4, 8), 200
 @torch.no_grad()
 def batch_scores(run, codes) -> list[float]:
     """The ``select`` score of ``codes`` per search-val batch: minus the mean NLL per token of each BPTT window
-    (hidden state carried from zero, as :meth:`egs.lm.RNNSearch.score`), or each image batch's accuracy."""
+    (hidden state carried from zero, as :meth:`egs.rnn.search.RNNSearch.score`), or each image batch's accuracy."""
     m, out = run.model, []
     with batch_statistics(m):
         if get_space(run.cfg.space).family == "rnn":

@@ -2,7 +2,7 @@
 make its logits move?
 
 For each candidate setting, one search of the `cpu` sizes is run and recorded: the signal-to-noise
-ratio of alpha's gradient per step (egs.diagnostics.gradient_snr, at the start and at the end), the
+ratio of alpha's gradient per step (egs.method.diagnostics.gradient_snr, at the start and at the end), the
 mean per-edge entropy of the effectiveness credit h in units of log K (1 = uniform; the target is a
 fall of at least 0.1), the largest |alpha|, and the search-val accuracy (shared weights) of the derived
 cell against that of the cell the same rule derives at alpha = 0.
@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 import egs
-from egs.diagnostics import gradient_snr
-from egs.search import Search
+from egs.method.diagnostics import gradient_snr
+from egs.conv.search import Search
 
 HERE = Path(__file__).resolve().parent
 SIZES = dict(image_size=16, C=8, layers=5, train_size=5000, val_size=2000, batch_size=64, epochs=4)

@@ -29,7 +29,7 @@ def mirror() -> Path:
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory, mirror) -> Path:
     """A data folder with every dataset linked from the mirror (fetched once per session)."""
-    from egs import data
+    from egs.data import fetch as data
     root = tmp_path_factory.mktemp("data")
     for name in data.DATASETS:
         data.fetch(name, root=root, mirror=mirror, progress=False)
@@ -62,12 +62,12 @@ def make_image_folder(root: Path, classes: int = 3, per_class: int = 4, size: in
 
 @pytest.fixture(scope="session")
 def smoke_reproduction(tmp_path_factory, data_root):
-    """One ``egs.reproduce`` of every notebook at `smoke` (two at a time), shared by the tests.
+    """One ``egs.repro.reproduce`` of every notebook at `smoke` (two at a time), shared by the tests.
 
     Results (tables, executed notebooks, runs, README.md) and figures land in a temporary folder;
     notebook 04 gets a tiny ImageFolder tree so that its training path runs too.
     """
-    from egs.reproduce import reproduce
+    from egs.repro.reproduce import reproduce
     root = tmp_path_factory.mktemp("reproduce")
     extra = {"04": {"imagenet_dir": str(make_image_folder(root / "imagenet_root"))}}
     with pytest.MonkeyPatch.context() as patch:

@@ -41,13 +41,14 @@ def _audit(event: str, args: tuple) -> None:
 
 sys.addaudithook(_audit)
 
-from egs import distributed  # noqa: E402
-from egs.errors import EGSError  # noqa: E402
-from egs.genotype import DARTS_V2, DARTS_V2_RNN  # noqa: E402
-from egs.lm import LMTrainer, RNNSearch  # noqa: E402
-from egs.profiles import settings  # noqa: E402
-from egs.search import Search  # noqa: E402
-from egs.train import Trainer  # noqa: E402
+from egs.engine import distributed  # noqa: E402
+from egs.core.errors import EGSError  # noqa: E402
+from egs.arch.published import DARTS_V2, DARTS_V2_RNN  # noqa: E402
+from egs.rnn.train import LMTrainer  # noqa: E402
+from egs.rnn.search import RNNSearch
+from egs.profiles.experiments import settings  # noqa: E402
+from egs.conv.search import Search  # noqa: E402
+from egs.conv.train import Trainer  # noqa: E402
 
 trace: dict = {"steps": {}, "summaries": {}, "weights": {}}
 

@@ -1,4 +1,4 @@
-"""TensorBoard monitoring (egs.board): what it writes, that a resumed run's curves equal an uninterrupted
+"""TensorBoard monitoring (egs.engine.board): what it writes, that a resumed run's curves equal an uninterrupted
 run's, and the profiles that turn it on."""
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import sys
 import pytest
 
 import egs
-from egs.board import Board, scalars
-from egs.errors import EGSError
-from egs.runtime import Interrupted
-from egs.search import Search
+from egs.engine.board import Board, scalars
+from egs.core.errors import EGSError
+from egs.engine.signals import Interrupted
+from egs.conv.search import Search
 
 
 def read_events(folder):

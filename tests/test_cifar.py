@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from egs.cifar import CIFAR_MEAN, CIFAR_STD, TensorBatches, load_cifar10, search_split, subset
-from egs.errors import EGSError
+from egs.data.cifar import CIFAR_MEAN, CIFAR_STD, TensorBatches, load_cifar10, search_split, subset
+from egs.core.errors import EGSError
 
 MEAN = torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(CIFAR_STD).view(1, 3, 1, 1)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from egs import profiles
+from egs.profiles import experiments as profiles
+from egs.profiles.fields import PROFILES
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -56,7 +57,7 @@ def _parsers(parser: argparse.ArgumentParser, name: str = "egs"):
 
 def _help_texts():
     """``(command, option, its formatted help)`` of every option of every command, as ``--help`` prints it."""
-    from egs.cli_parser import build_parser
+    from egs.cli.parser import build_parser
     for command, parser in _parsers(build_parser()):
         formatter = parser._get_formatter()
         for action in parser._actions:
@@ -80,13 +81,13 @@ def test_every_option_explains_itself_and_states_its_default():
 def test_profile_defaults_in_the_help_are_the_profiles_values():
     helps = {(command, action.dest): text for command, action, text in _help_texts()}
     lam = helps[("egs search", "lam")]
-    conv = [profiles.settings("search", p).lam for p in profiles.PROFILES]
-    rnn = {profiles.settings("rnn_search", p).lam for p in profiles.PROFILES}
+    conv = [profiles.settings("search", p).lam for p in PROFILES]
+    rnn = {profiles.settings("rnn_search", p).lam for p in PROFILES}
     assert conv == [0.5, 1.0, 0.5] and rnn == {1.0}  # what the text below must then say
     assert "conv 0.5 at smoke, 1.0 at cpu, 0.5 at paper; rnn 1.0" in lam and "paper: 0.5" not in lam
     assert "conv 7; rnn 4" in helps[("egs search", "M")]
     assert "2 at smoke, 4 at cpu, 50 at paper" in helps[("egs search", "epochs")]
-    from egs.reproduce import _Layout, figures_dir
+    from egs.repro.reproduce import _Layout, figures_dir
     assert "figures/ at cpu" in helps[("egs reproduce", "figures")]
     assert "RESULTS/figures at smoke and paper" in helps[("egs reproduce", "figures")]
     assert _Layout("cpu", None, None, None).figures == figures_dir()

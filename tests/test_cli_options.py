@@ -6,7 +6,7 @@ import json
 import pytest
 
 import egs
-from egs.__main__ import main
+from egs.cli.main import main
 
 
 def _error(capsys, *argv: str) -> str:
@@ -62,7 +62,7 @@ def test_training_dispatches_on_the_datasets_family(capsys, dataset, family):
 def declared_rnn_space():
     space = egs.declare_space("cli_test_rnn", family="rnn", ops=("none", "tanh", "relu"), n_nodes=4, replace=True)
     yield space
-    from egs import space as spaces
+    from egs.arch import space as spaces
     spaces._SPACES.pop(space.name)
 
 

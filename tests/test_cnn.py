@@ -5,10 +5,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from egs.cnn import AuxiliaryHead, Network, NetworkImageNet, count_parameters
-from egs.errors import EGSError
-from egs.evalnet import eval_network
-from egs.genotype import DARTS_V1, DARTS_V2, DARTS_V2_RNN, Genotype, darts_cell
+from egs.conv.network import AuxiliaryHead, Network, NetworkImageNet, count_parameters
+from egs.core.errors import EGSError
+from egs.conv.evalnet import eval_network
+from egs.arch.genotype import Genotype
+from egs.arch.published import DARTS_V1, DARTS_V2, DARTS_V2_RNN
+from egs.arch.formats import darts_cell
 
 # Parameter counts of DARTS's own evaluation networks, counted on CPU from quark0/darts cnn/model.py
 # (NetworkCIFAR(36, 10, 20, auxiliary=True, genotype), NetworkImageNet(48, 1000, 14, auxiliary=True,
@@ -86,7 +88,7 @@ def test_network_without_head_gives_no_aux_logits_and_search_net_is_unchanged():
 def test_the_cell_network_base_declares_its_contract():
     """stem_states is abstract (a subclass that omits it cannot be built); the head the base's forward reads
     is built by the base for both networks, under the state_dict names checkpoints hold."""
-    from egs.cnn import _CellNetwork
+    from egs.conv.network import _CellNetwork
 
     class NoStem(_CellNetwork):
         pass

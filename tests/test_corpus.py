@@ -1,4 +1,4 @@
-"""Word-level corpora, batching and BPTT windows (egs.corpus)."""
+"""Word-level corpora, batching and BPTT windows (egs.data.corpus)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from egs import corpus as corpus_mod
-from egs.corpus import (CACHE_NAME, Corpus, Vocabulary, batchify, bptt_windows, epoch_windows,
+from egs.data import corpus as corpus_mod
+from egs.data.corpus import (CACHE_NAME, Corpus, Vocabulary, batchify, bptt_windows, epoch_windows,
                         get_batch)
-from egs.errors import EGSError
+from egs.core.errors import EGSError
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from egs import data
-from egs.errors import EGSError
+from egs.data import fetch as data
+from egs.core.errors import EGSError
 
 
 def test_mirror_fetch_links_and_verifies(data_root, mirror):

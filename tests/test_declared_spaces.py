@@ -5,13 +5,15 @@ import pytest
 import torch.nn as nn
 import torch.nn.functional as F
 
-from egs.errors import EGSError
-from egs.genotype import DARTS_V2, DARTS_V2_RNN
-from egs.lm import LMTrainer, RNNSearch
-from egs.profiles import settings
-from egs.search import Search, derive
-from egs.space import declare_space
-from egs.train import Trainer
+from egs.core.errors import EGSError
+from egs.arch.published import DARTS_V2, DARTS_V2_RNN
+from egs.rnn.train import LMTrainer
+from egs.rnn.search import RNNSearch
+from egs.profiles.experiments import settings
+from egs.conv.search import Search
+from egs.engine.runs import derive
+from egs.arch.space import declare_space
+from egs.conv.train import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

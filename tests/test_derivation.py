@@ -1,4 +1,4 @@
-"""Derivation rules (egs.derivation): exact node/edge modes against brute force, select, random cells."""
+"""Derivation rules (egs.method.derivation): exact node/edge modes against brute force, select, random cells."""
 from __future__ import annotations
 
 import itertools
@@ -8,11 +8,11 @@ import random
 import pytest
 import torch
 
-from egs.derivation import edge_codes, most_probable_prefix, node_codes, pooled, prefix_log_probabilities, select
-from egs.errors import EGSError
-from egs.genotype import random_genotype
-from egs.sampler import code_distribution
-from egs.space import CONV, RNN
+from egs.method.derivation import edge_codes, most_probable_prefix, node_codes, pooled, prefix_log_probabilities, select
+from egs.core.errors import EGSError
+from egs.arch.baselines import random_genotype
+from egs.method.sampler import code_distribution
+from egs.arch.space import CONV, RNN
 
 
 def _brute_force_mode(q: torch.Tensor, M: int) -> tuple[float, set[frozenset[int]]]:

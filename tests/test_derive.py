@@ -8,11 +8,12 @@ import shutil
 import pytest
 import torch
 
-from egs.errors import EGSError
-from egs.genotype import Genotype, load_genotype
-from egs.lm import RNNSearch
-from egs.profiles import settings
-from egs.search import arch_choices, compare_rules, derive, derive_with_record, selection_summary
+from egs.core.errors import EGSError
+from egs.arch.genotype import Genotype, load_genotype
+from egs.rnn.search import RNNSearch
+from egs.profiles.experiments import settings
+from egs.repro.prose import arch_choices
+from egs.engine.runs import compare_rules, derive, derive_with_record
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SEARCH = settings("rnn_search", "smoke", epochs=1, select_candidates=3, select_batches=2)
@@ -45,7 +46,7 @@ def test_select_records_every_candidate_beside_the_node_cell(runs, tmp_path, dat
     assert genotype == Genotype.from_dict(best["genotype"]) and genotype.provenance["rule"] == "select"
     assert all(c["score"] < 0 for c in stored["candidates"]) and stored["node_score"] < 0  # minus NLL per token
     assert "perplexity" in stored["score"]
-    line = selection_summary(record)
+    line = record["summary"]
     assert f"chosen candidate {best['index']} of 3, search-val perplexity {math.exp(-best['score']):.2f}" in line
     assert f"node cell: search-val perplexity {math.exp(-stored['node_score']):.2f}" in line
     again, record2 = derive_with_record(d, "select", data_root=data_root)  # seeded: the same candidates and scores
@@ -145,5 +146,5 @@ def test_the_cli_derives_every_rule_and_prints_the_selection(runs, tmp_path, dat
     assert printed["node"] == f"{derive(d, 'node')}\n" and printed["edge"] == f"{derive(d, 'edge')}\n"
     record = json.loads((d / "derivation-select.json").read_text())
     chosen = Genotype.from_dict(record["candidates"][record["chosen"]]["genotype"])
-    assert printed["select"] == f"{chosen}\n{selection_summary(record)}\n"
-    assert selection_summary(record).startswith("select: chosen candidate")
+    assert printed["select"] == f"{chosen}\n{record['summary']}\n"
+    assert record["summary"].startswith("select: chosen candidate")

@@ -7,11 +7,12 @@ from collections import Counter
 
 import pytest
 
-import egs.diagram as diagram
-from egs.diagram import INPUT_COLOR, NODE_COLOR, OUTPUT_COLOR, cell_diagram, render_cell, render_genotype, title
-from egs.errors import EGSError
-from egs.genotype import DARTS_V2, DARTS_V2_RNN, CellGenotype
-from egs.ops import CONV_OPS
+import egs.arch.diagram as diagram
+from egs.arch.diagram import INPUT_COLOR, NODE_COLOR, OUTPUT_COLOR, cell_diagram, render_cell, render_genotype, title
+from egs.core.errors import EGSError
+from egs.arch.genotype import CellGenotype
+from egs.arch.published import DARTS_V2, DARTS_V2_RNN
+from egs.arch.space import CONV_OPS
 
 EDGE = re.compile(r"^\s*(\w+) -> (\w+)(?: \[(.*)\])?$")
 LABEL = re.compile(r'label="?([^" \]]+)"?')
@@ -91,7 +92,8 @@ def svg_edges(svg: str) -> list[tuple[str, list[str]]]:
 
 
 def test_a_56_op_cell_renders_one_svg_edge_per_connection_with_exactly_its_ops_and_a_title(tmp_path):
-    from egs.genotype import Genotype, random_genotype
+    from egs.arch.genotype import Genotype
+    from egs.arch.baselines import random_genotype
     cell = varied_56_op_cell()
     assert cell.num_active_ops() == 56 and len({frozenset(ops) for ops in cell.edges.values()}) == 14
     genotype = Genotype(cell, cell, provenance={"M": 7, "rule": "edge", "run_id": "abcdef1234", "seed": 3})
@@ -112,8 +114,8 @@ def test_a_56_op_cell_renders_one_svg_edge_per_connection_with_exactly_its_ops_a
 
 
 def test_a_declared_recurrent_space_is_titled_and_named_by_its_family(tmp_path):
-    from egs.genotype import random_genotype
-    from egs.space import declare_space
+    from egs.arch.baselines import random_genotype
+    from egs.arch.space import declare_space
     declare_space("myrnn", "rnn", ("none", "tanh", "relu"), n_nodes=5, replace=True)
     declare_space("myconv", "conv", ("none", "skip_connect", "max_pool_3x3"), n_nodes=4, replace=True)
     rnn, conv = random_genotype("myrnn", 1), random_genotype("myconv", 1)
@@ -150,9 +152,9 @@ def test_bad_arguments():
 
 def test_egs_draw_published_names_json_files_and_bad_input(tmp_path, capsys):
     """`egs draw NAME|GENOTYPE.json|RUN_DIR`: conv and recurrent published cells by name, a JSON file, a clear error."""
-    from egs.__main__ import main
-    from egs.genotype import save_genotype
-    from egs.published import PUBLISHED
+    from egs.cli.main import main
+    from egs.arch.genotype import save_genotype
+    from egs.arch.published import PUBLISHED
     assert main(["draw", "DARTS_V2", "--out", str(tmp_path / "a")]) == 0
     assert main(["draw", "DARTS_V2_RNN", "--out", str(tmp_path / "a")]) == 0
     drawn = sorted(p.name for p in (tmp_path / "a").iterdir())
@@ -170,8 +172,9 @@ def test_egs_draw_published_names_json_files_and_bad_input(tmp_path, capsys):
 
 def test_egs_draw_a_search_run_directory_titles_its_cells_from_the_run(tmp_path, capsys):
     """`egs draw RUN_DIR` draws the run's genotype.json (what a finished search writes), titled with M, rule, run."""
-    from egs.__main__ import main
-    from egs.genotype import Genotype, random_genotype, save_genotype
+    from egs.cli.main import main
+    from egs.arch.genotype import Genotype, save_genotype
+    from egs.arch.baselines import random_genotype
     run = tmp_path / "search-conv-smoke"
     prov = {"space": "conv", "M": 7, "lam": 0.5, "rule": "node", "effectiveness": "softmax", "run_id": "0123456789ab",
             "seed": 2, "search_run": str(run), "epochs": 1}

@@ -1,4 +1,4 @@
-"""Data-parallel runs under torchrun (gloo, 2 CPU processes) and the helpers of egs.distributed.
+"""Data-parallel runs under torchrun (gloo, 2 CPU processes) and the helpers of egs.engine.distributed.
 
 One torchrun launch (tests/dist_worker.py) runs smoke-sized conv search, conv training, recurrent
 search and language-model training; the tests compare what the two ranks did at every step, what
@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from egs import distributed
-from egs.cifar import TensorBatches
-from egs.errors import EGSError
-from egs.genotype import load_genotype
-from egs.profiles import settings
-from egs.search import Search
+from egs.engine import distributed
+from egs.data.cifar import TensorBatches
+from egs.core.errors import EGSError
+from egs.arch.genotype import load_genotype
+from egs.profiles.experiments import settings
+from egs.conv.search import Search
 
 ROOT = Path(__file__).resolve().parent.parent
 SEARCH = settings("search", "smoke", micro_batch=4)  # as in dist_worker.py: BatchNorm over 4 images
@@ -150,8 +150,8 @@ def test_two_processes_resume_a_one_process_checkpoint_exactly(ranks):
 
 def test_one_process_resumes_a_two_process_language_model(ranks, data_root, one_thread):
     """The hidden state of both ranks' streams is in the checkpoint; one process carries all of them."""
-    from egs.genotype import DARTS_V2_RNN
-    from egs.lm import LMTrainer
+    from egs.arch.published import DARTS_V2_RNN
+    from egs.rnn.train import LMTrainer
     out, _ = ranks
     run = LMTrainer(settings("lm_train_ptb", "smoke"), DARTS_V2_RNN, out / "lm_interrupted", resume=True,
                     data_root=data_root, progress=False)
@@ -242,7 +242,7 @@ def test_micro_batches_must_divide_the_batch(tmp_path, data_root, one_thread):
 
 def test_imagenet_batches_shard_and_deal_like_tensor_batches(tmp_path):
     from conftest import make_image_folder
-    from egs.imagenet import FolderBatches
+    from egs.data.imagenet import FolderBatches
     folder = make_image_folder(tmp_path, classes=3, per_class=5, size=36) / "imagenet"
     kw = dict(seed=1, image_size=32, workers=0)
     full = list(FolderBatches(folder / "train", 4, train=True, **kw).batches(0))

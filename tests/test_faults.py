@@ -18,15 +18,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from egs.__main__ import main
-from egs.errors import EGSError
-from egs.files import write_json
-from egs.genotype import DARTS_V2, load_genotype
-from egs.profiles import settings
-from egs.rundir import RunLock
-from egs.runlog import load_checkpoint
-from egs.search import Search
-from egs.train import Trainer
+from egs.cli.main import main
+from egs.core.errors import EGSError
+from egs.core.files import write_json
+from egs.arch.genotype import load_genotype
+from egs.arch.published import DARTS_V2
+from egs.profiles.experiments import settings
+from egs.engine.rundir import RunLock
+from egs.engine.runlog import load_checkpoint
+from egs.conv.search import Search
+from egs.conv.train import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SMOKE = settings("search", "smoke", epochs=1, device="cpu")
@@ -376,7 +377,7 @@ def test_a_damaged_corpus_names_the_file(tmp_path, env, mirror):
 
 
 def test_an_interruption_before_the_first_step_says_so(capsys):
-    from egs.__main__ import _report
+    from egs.cli.main import _report
 
     def interrupted():
         raise KeyboardInterrupt()  # Ctrl-C while the data loads: no message of its own

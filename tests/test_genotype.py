@@ -8,11 +8,12 @@ from collections import namedtuple
 
 import pytest
 
-from egs.errors import EGSError
-from egs.genotype import (DARTS_V1, DARTS_V2, DARTS_V2_CONV_LISTS, DARTS_V2_RNN, SCHEMA, CellGenotype,
-                          Genotype, darts_cell, from_darts, load_genotype, random_genotype,
-                          save_genotype)
-from egs.ops import CONV_OPS, RNN_OPS
+from egs.core.errors import EGSError
+from egs.arch.genotype import SCHEMA, CellGenotype, Genotype, load_genotype, save_genotype
+from egs.arch.baselines import random_genotype
+from egs.arch.published import DARTS_V1, DARTS_V2, DARTS_V2_CONV_LISTS, DARTS_V2_RNN
+from egs.arch.formats import darts_cell, from_darts
+from egs.arch.space import CONV_OPS, RNN_OPS
 
 DartsConv = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
 DartsRnn = namedtuple("Genotype", "recurrent concat")

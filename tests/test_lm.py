@@ -9,11 +9,13 @@ import sys
 import pytest
 import torch
 
-from egs.errors import EGSError
-from egs.genotype import DARTS_V2_RNN, load_genotype
-from egs.lm import NTASGD, LMTrainer, RNNSearch
-from egs.profiles import settings
-from egs.search import derive
+from egs.core.errors import EGSError
+from egs.arch.genotype import load_genotype
+from egs.arch.published import DARTS_V2_RNN
+from egs.rnn.train import NTASGD, LMTrainer
+from egs.rnn.search import RNNSearch
+from egs.profiles.experiments import settings
+from egs.engine.runs import derive
 
 SEARCH = settings("rnn_search", "smoke")
 TRAIN = settings("lm_train_ptb", "smoke")
@@ -91,7 +93,7 @@ def test_ntasgd_switches_when_validation_stops_improving_and_averages():
 
 
 def test_lm_trainer_rejects_a_conv_genotype(tmp_path, data_root):
-    from egs.genotype import DARTS_V2
+    from egs.arch.published import DARTS_V2
     with pytest.raises(EGSError, match="recurrent-family genotype, got space .conv."):
         LMTrainer(TRAIN, DARTS_V2, tmp_path / "x", data_root=data_root)
 

@@ -5,15 +5,16 @@ import pytest
 import torch
 import torch.nn as nn
 
-from egs.cnn import Cell, Network, NetworkImageNet
-from egs.errors import EGSError
-from egs.genotype import DARTS_V1, DARTS_V2
-from egs.macs import count_macs, fit_channels, imagenet_macs
-from egs.ops import CONV_OPS, conv_op_flops
+from egs.conv.network import Cell, Network, NetworkImageNet
+from egs.core.errors import EGSError
+from egs.arch.published import DARTS_V1, DARTS_V2
+from egs.conv.macs import count_macs, fit_channels, imagenet_macs
+from egs.conv.ops import conv_op_flops
+from egs.arch.space import CONV_OPS
 
 # Conv + linear multiply-adds of one image, measured by count_macs on our networks and identically
 # on DARTS's own quark0/darts cnn/model.py networks. The DARTS paper reports 574M for DARTS_V2 on
-# ImageNet (not reproduced by conv + linear counting; see egs/macs.py).
+# ImageNet (not reproduced by conv + linear counting; see egs/conv/macs.py).
 MACS = {("imagenet", "DARTS_V2"): 529_911_552, ("imagenet", "DARTS_V1"): 505_864_704,
         ("cifar", "DARTS_V2"): 528_359_040, ("cifar", "DARTS_V1"): 500_987_520}
 GENOTYPES = {"DARTS_V1": DARTS_V1, "DARTS_V2": DARTS_V2}

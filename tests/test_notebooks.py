@@ -1,4 +1,4 @@
-"""Every notebook runs under papermill at the `smoke` profile (one `egs.reproduce` run for the whole
+"""Every notebook runs under papermill at the `smoke` profile (one `egs.repro.reproduce` run for the whole
 session, see conftest.py) and writes what it promises."""
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from egs.reproduce import STEPS, notebook_parameters
+from egs.repro.reproduce import STEPS, notebook_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
-# What each notebook writes is declared once, in egs.reproduce.STEPS; these are checks of content.
+# What each notebook writes is declared once, in egs.repro.reproduce.STEPS; these are checks of content.
 CONTAINS = {
     "03_cifar10_evaluation": {"table1_cifar10.md": "| measured (smoke) | EGS (M = 7, search seed 0) + cutout |"},
     "04_imagenet_transfer": {"table2_imagenet.md": "trained at this profile"},
@@ -109,7 +109,7 @@ def test_a_notebook_run_directly_with_papermill_holds_one_line_per_epoch(session
     that trains (04 at smoke, on a tiny ImageFolder, ~10 s): no warning, no stderr, no bar, one line per epoch."""
     from conftest import make_image_folder
 
-    from egs.profiles import settings
+    from egs.profiles.experiments import settings
     env = {k: v for k, v in os.environ.items() if k not in ("EGS_PROGRESS", "JPY_SESSION_NAME")}
     if session:  # what a `!papermill ...` cell of a notebook open in JupyterLab passes on
         env["JPY_SESSION_NAME"] = session

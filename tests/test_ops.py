@@ -5,9 +5,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from egs.errors import EGSError
-from egs.ops import (CONV_OPS, RNN_OPS, ZERO, FactorizedReduce, conv_op_flops, conv_op_params,
-                     is_zero, make_conv_op, rnn_activation, space_ops)
+from egs.core.errors import EGSError
+from egs.conv.ops import ZERO, FactorizedReduce, conv_op_flops, conv_op_params, is_zero, make_conv_op
+from egs.arch.space import CONV_OPS, RNN_OPS, get_space
+from egs.rnn.ops import rnn_activation
 
 C = 16
 
@@ -20,7 +21,7 @@ def test_registries_follow_darts_names_and_order():
     assert CONV_OPS == ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
                         "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
     assert RNN_OPS == ("none", "tanh", "relu", "sigmoid", "identity")
-    assert space_ops("conv") is CONV_OPS and space_ops("rnn") is RNN_OPS
+    assert get_space("conv").ops is CONV_OPS and get_space("rnn").ops is RNN_OPS
     assert ZERO == "none" and is_zero("none") and not is_zero("skip_connect")
 
 
@@ -140,7 +141,7 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(EGSError, match="'lstm'"):
         conv_op_flops("lstm", C, 8, 8, 1)
     with pytest.raises(EGSError, match="'cnn'"):
-        space_ops("cnn")
+        get_space("cnn")
 
 
 def test_rnn_activations():

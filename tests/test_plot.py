@@ -5,10 +5,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from egs import plot
-from egs.cnn import cell_edges
-from egs.propositions import num_active_table
-from egs.space import CONV_OPS
+from egs.repro import plot
+from egs.arch.space import CONV
+from egs.repro.propositions import num_active_table
+from egs.arch.space import CONV_OPS
 
 
 def _record(epoch: int, spread: float, seed: int) -> dict:
@@ -23,7 +23,7 @@ def _record(epoch: int, spread: float, seed: int) -> dict:
 
 def test_p_evolution_fits_one_colour_scale_and_bar_to_each_panel():
     first, last = _record(1, 0.3, 0), _record(25, 3.0, 1)  # first epoch near uniform, last far from it
-    edges = [f"{i}->{j}" for i, j in cell_edges()]
+    edges = [f"{i}->{j}" for i, j in CONV.edges()]
     fig = plot.p_evolution(first, last, edges, CONV_OPS, title="profile smoke, M = 7, seed 0")
     panels = [ax for ax in fig.axes if ax.get_title()]
     assert len(panels) == 4 and len(fig.axes) == 8  # four heatmaps, each with its own colour bar

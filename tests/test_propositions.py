@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from egs import propositions
+from egs.repro import propositions
 
 
 def test_figure1_code_probabilities():

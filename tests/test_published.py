@@ -6,12 +6,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from egs.cnn import Network, count_parameters
-from egs.errors import EGSError
-from egs.genotype import DARTS_V1, DARTS_V2, DARTS_V2_CONV_LISTS, DARTS_V2_RNN, Genotype
-from egs.ops import conv_op_params
-from egs.published import (DATA_M4, DATA_M4_LISTS, DATA_M7, DATA_M7_LISTS, PUBLISHED, SOURCES,
-                           authors_cell, from_authors, published)
+from egs.conv.network import Network, count_parameters
+from egs.core.errors import EGSError
+from egs.arch.genotype import Genotype
+from egs.arch.published import DARTS_V1, DARTS_V2, DARTS_V2_CONV_LISTS, DARTS_V2_RNN
+from egs.conv.ops import conv_op_params
+from egs.arch.published import DATA_M4, DATA_M4_LISTS, DATA_M7, DATA_M7_LISTS, PUBLISHED, SOURCES, published
+from egs.arch.formats import authors_cell, from_authors
 
 AuthorsGenotype = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
 
@@ -92,7 +93,7 @@ def test_published_lookup():
 
 
 @pytest.mark.parametrize("bad, message", [
-    (small(normal=DARTS_V2_CONV_LISTS["normal"]), r"DARTS-format.*egs\.genotype\.from_darts"),
+    (small(normal=DARTS_V2_CONV_LISTS["normal"]), r"DARTS-format.*egs\.arch\.formats\.from_darts"),
     (small(normal=[[("skip_connect", 0), ("skip_connect", 0)], *SMALL_NORMAL[1:]]),
      r"'skip_connect' twice on edge \(0, 2\)"),
     (small(normal=[]), r"normal = \[\] must be a non-empty list"),

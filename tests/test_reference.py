@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from egs.reference import (DATA_SOURCE, DATA_TABLES, NOTES, SOURCE, TABLES, beside_paper, data_table,
+from egs.repro.reference import (DATA_SOURCE, DATA_TABLES, NOTES, SOURCE, TABLES, beside_paper, data_table,
                            paper_table, to_markdown)
 
 PAPER_DIR = Path(__file__).resolve().parents[2] / "shared" / "paper"  # beside every checkout

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from egs.errors import EGSError
-from egs.reproduce import STEPS, notebook_parameters, parse_param, reproduce, resolve_names
+from egs.core.errors import EGSError
+from egs.repro.reproduce import STEPS, notebook_parameters, parse_param, reproduce, resolve_names
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = [s.name for s in STEPS]
@@ -42,8 +42,8 @@ def test_wiring_matches_the_notebooks_parameters():
 
 def test_papermill_children_are_no_jupyterlab_session_and_get_a_share_of_the_cores(tmp_path, monkeypatch):
     """A reproduction started from JupyterLab (a cell or its terminal) drops the session marker its children would
-    inherit, so egs.runtime.progress_style() picks one line per epoch there by itself; EGS_PROGRESS is not forced."""
-    import egs.reproduce as rp
+    inherit, so egs.engine.progress.progress_style() picks one line per epoch there by itself; EGS_PROGRESS is not forced."""
+    import egs.repro.reproduce as rp
     seen = {}
 
     def fake_run(command, **kwargs):

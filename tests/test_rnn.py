@@ -1,4 +1,4 @@
-"""Recurrent cell, language model and search supernet (egs.rnn): DARTS's PTB space with EGS codes."""
+"""Recurrent cell, language model and search supernet (egs.rnn.model): DARTS's PTB space with EGS codes."""
 from __future__ import annotations
 
 import math
@@ -7,13 +7,16 @@ import pytest
 import torch
 import torch.nn as nn
 
-from egs.cnn import count_parameters
-from egs.errors import EGSError
-from egs.genotype import DARTS_V1_RNN, DARTS_V2_RNN, CellGenotype, Genotype
-from egs.ops import RNN_OPS, rnn_activation
-from egs.rnn import RNNCell, RNNModel, RNNSupernet, locked_dropout, rnn_edges
-from egs.space import RNN
-from egs.supernet import active_ops
+from egs.conv.network import count_parameters
+from egs.core.errors import EGSError
+from egs.arch.genotype import CellGenotype, Genotype
+from egs.arch.published import DARTS_V1_RNN, DARTS_V2_RNN
+from egs.arch.space import RNN_OPS
+from egs.rnn.ops import rnn_activation
+from egs.rnn.model import RNNCell, RNNModel, locked_dropout
+from egs.rnn.supernet import RNNSupernet
+from egs.arch.space import RNN
+from egs.method.supernet import active_ops
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -75,14 +78,14 @@ def _reference_step(cell: RNNCell, x, h_prev, codes):
 
 def _codes(seed: int, n_nodes: int = 9) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return (torch.rand(len(rnn_edges(n_nodes)), 5, generator=g) < 0.4).float()
+    return (torch.rand(len(RNN.edges(n_nodes)), 5, generator=g) < 0.4).float()
 
 
 def test_only_active_activations_run_and_match_a_loop_reference(monkeypatch):
     torch.manual_seed(0)
     sup = RNNSupernet(20, 6, 6, batch_norm=False).eval()
     codes = _codes(1)
-    codes[[e for e, (i, j) in enumerate(rnn_edges()) if j == 4], 1:] = 0.0  # node 4 absent
+    codes[[e for e, (i, j) in enumerate(RNN.edges()) if j == 4], 1:] = 0.0  # node 4 absent
     calls: dict[str, int] = {}
     real = dict(sup.net.cell.activations)
 
@@ -94,7 +97,7 @@ def test_only_active_activations_run_and_match_a_loop_reference(monkeypatch):
     x = torch.randint(0, 20, (3, 2))
     out, hidden = sup(x, sup.init_hidden(2), codes={"normal": codes}, return_logits=True)
     expected: dict[str, int] = {}
-    for e, (i, j) in enumerate(rnn_edges()):
+    for e, (i, j) in enumerate(RNN.edges()):
         for k in range(1, 5):
             if codes[e, k] > 0.5 and i != 4:                 # edges leaving the absent node 4 never run
                 expected[RNN_OPS[k]] = expected.get(RNN_OPS[k], 0) + 3  # per time step
@@ -195,7 +198,7 @@ def test_derive_reads_the_most_probable_code():
         sup.alpha_normal[::2, 2] = 0.0        # ... and on even edges relu equally likely: {tanh, relu} wins (14/16)
     cell = sup.derive("edge").normal
     assert cell.space == "rnn" and cell.n_nodes == 9 and cell.concat == tuple(range(1, 9))
-    assert all(cell.edges[e] == (("tanh", "relu") if k % 2 == 0 else ("tanh",)) for k, e in enumerate(rnn_edges()))
+    assert all(cell.edges[e] == (("tanh", "relu") if k % 2 == 0 else ("tanh",)) for k, e in enumerate(RNN.edges()))
     node = sup.derive("node").normal  # the node rule pools each node's (predecessor, activation) pairs
     assert node.space == "rnn" and RNNModel(10, 4, 4, sup.derive("node")).cell.n_nodes == 9
     assert all(sum(len(ops) for (i, j), ops in node.edges.items() if j == t) <= 4 for t in range(1, 9))

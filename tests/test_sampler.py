@@ -8,10 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from egs.checks import FLOAT_MAX, GRADIENT_HEADROOM
-from egs.errors import EGSError
-from egs.sampler import (all_codes, code_distribution, code_index, empirical_code_distribution,
-                         ensemble_gumbel_softmax, inclusion_probability, num_possible_codes, smallest_tau)
+from egs.core.checks import FLOAT_MAX, GRADIENT_HEADROOM
+from egs.core.errors import EGSError
+from egs.method.sampler import (all_codes, code_distribution, code_index, empirical_code_distribution,
+                                ensemble_gumbel_softmax, inclusion_probability, num_possible_codes)
+from egs.core.checks import smallest_tau
 
 
 def brute_force_codes(p: list[float], M: int) -> torch.Tensor:
@@ -120,7 +121,7 @@ def test_soft_mode_is_the_max_of_soft_samples():
     soft = ensemble_gumbel_softmax(logits, 4, tau=2.0, hard=False,
                                    generator=torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(0)
-    from egs.sampler import sample_gumbel
+    from egs.method.sampler import sample_gumbel
     noise = sample_gumbel((4, 3, 8), like=logits, generator=g)
     expected = torch.softmax((logits + noise) / 2.0, -1).amax(0)
     assert torch.allclose(soft, expected)

@@ -10,14 +10,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from egs.cnn import Network, cell_edges, count_parameters
-from egs.credits import credit_from_cost, edge_costs
-from egs.errors import EGSError
-from egs.genotype import DARTS_V2, Genotype, load_genotype
-from egs.ops import CONV_OPS
-from egs.profiles import settings
-from egs.search import Search, derive
-from egs.supernet import Supernet, codes_to_cell
+from egs.arch.space import CONV
+from egs.conv.network import Network, count_parameters
+from egs.conv.credits import credit_from_cost, edge_costs
+from egs.core.errors import EGSError
+from egs.arch.genotype import Genotype, load_genotype
+from egs.arch.published import DARTS_V2
+from egs.arch.space import CONV_OPS
+from egs.profiles.experiments import settings
+from egs.conv.search import Search
+from egs.engine.runs import derive
+from egs.method.supernet import codes_to_cell
+from egs.conv.supernet import Supernet
 
 SMOKE = settings("search", "smoke")
 
@@ -145,7 +149,7 @@ def test_codes_to_cell_rejects_wrong_shapes():
     with pytest.raises(EGSError, match="do not fit"):
         codes_to_cell(torch.zeros(10, 8), "conv", 6)
     assert codes_to_cell(torch.zeros(14, 8), "conv", 6).num_active_ops() == 0
-    assert len(cell_edges()) == 14
+    assert len(CONV.edges()) == 14
 
 
 def _run(tmp_path, name, data_root, **changes):
@@ -228,7 +232,7 @@ def test_cli_search_and_derive(tmp_path, data_root):
 
 
 def test_batch_statistics_evaluation_leaves_the_supernet_untouched():
-    from egs.runtime import batch_statistics
+    from egs.engine.search import batch_statistics
     torch.manual_seed(0)
     model = Supernet(4, 10, 3, M=2)
     x = torch.randn(4, 3, 8, 8)
@@ -264,14 +268,14 @@ def test_select_rule_records_its_candidates_and_provenance_travels(tmp_path, dat
     node = derive(d, "node")
     assert node.provenance["rule"] == "node" and node.provenance["run_id"] == run_id
     with pytest.raises(EGSError, match="training run"):
-        from egs.train import Trainer
+        from egs.conv.train import Trainer
         Trainer(settings("train_cifar", "smoke", epochs=1), DARTS_V2, tmp_path / "t", data_root=data_root,
                 progress=False).run()
         derive(tmp_path / "t")
 
 
 def test_progress_style_follows_the_environment(monkeypatch):
-    from egs.runtime import progress_style
+    from egs.engine.progress import progress_style
     for style in ("bar", "epoch"):
         monkeypatch.setenv("EGS_PROGRESS", style)
         assert progress_style() == style
@@ -293,7 +297,7 @@ def test_only_a_kernel_that_a_jupyter_server_started_gets_a_bar(monkeypatch, tmp
     cells inherits JPY_SESSION_NAME but its connection file has no session: one line per epoch there."""
     from ipykernel.kernelapp import IPKernelApp
 
-    from egs.runtime import progress_style
+    from egs.engine.progress import progress_style
     session = "notebooks/02_cifar10_search.ipynb"
     monkeypatch.delenv("EGS_PROGRESS", raising=False)
     monkeypatch.setenv("JPY_SESSION_NAME", session)

@@ -8,23 +8,25 @@ import math
 import pytest
 import torch
 
-from egs import profiles
-from egs.__main__ import _settings_from, main
-from egs.checks import smallest_tau
-from egs.errors import EGSError
-from egs.genotype import DARTS_V2_RNN
-from egs.lm import LMTrainer, RNNSearch
-from egs.profiles import RULES, ArchSettings, LMSettings, RunSettings, SearchSettings, settings
-from egs.search import Search
+from egs.profiles import experiments as profiles
+from egs.cli.main import _settings_from, main
+from egs.core.checks import smallest_tau
+from egs.core.errors import EGSError
+from egs.arch.published import DARTS_V2_RNN
+from egs.rnn.train import LMTrainer
+from egs.rnn.search import RNNSearch
+from egs.profiles.fields import FIELD_CHECKS, PROFILES
+from egs.profiles.experiments import ArchSettings, LMSettings, RunSettings, SearchSettings, settings
+from egs.conv.search import Search
 
-EXPERIMENTS = sorted(profiles._SETTINGS)
+EXPERIMENTS = sorted(profiles.EXPERIMENTS)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_setting_of_every_profile_has_a_rule(experiment):
-    for profile in profiles.PROFILES:
+    for profile in PROFILES:
         cfg = settings(experiment, profile)
-        assert all(f.name in RULES for f in dataclasses.fields(cfg))
+        assert all(f.name in FIELD_CHECKS for f in dataclasses.fields(cfg))
         if experiment not in ("sampling", "protocol"):
             assert isinstance(cfg, RunSettings)
     assert isinstance(settings("rnn_search", "smoke"), ArchSettings) and isinstance(settings("rnn_search", "smoke"),
@@ -140,7 +142,7 @@ def test_language_models_split_micro_batches_over_streams(tmp_path, data_root):
 def test_the_tables_search_m1_for_the_protocols_single_draw_epochs():
     """M = 1 is searched for the protocol's `single_draw_epochs` (cpu: 12), unless epochs are given; other M,
     and profiles without it (paper), keep the search settings' own epochs."""
-    from egs.profiles import search_settings
+    from egs.profiles.experiments import search_settings
     cpu = settings("protocol", "cpu").single_draw_epochs
     assert cpu == 12 and search_settings("cpu", M=1).epochs == cpu
     assert search_settings("cpu", M=1, epochs=2).epochs == 2

@@ -8,13 +8,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from egs.cnn import Network, count_parameters
-from egs.diagram import cell_diagram
-from egs.errors import EGSError
-from egs.genotype import DARTS_V2, Genotype, load_genotype, random_genotype, save_genotype
-from egs.rnn import RNNModel, RNNSupernet
-from egs.space import SPACES, declare_space, get_space
-from egs.supernet import Supernet
+from egs.conv.network import Network, count_parameters
+from egs.arch.diagram import cell_diagram
+from egs.core.errors import EGSError
+from egs.arch.genotype import Genotype, load_genotype, save_genotype
+from egs.arch.baselines import random_genotype
+from egs.arch.published import DARTS_V2
+from egs.rnn.model import RNNModel
+from egs.rnn.supernet import RNNSupernet
+from egs.arch.space import SPACES, declare_space, get_space
+from egs.conv.supernet import Supernet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

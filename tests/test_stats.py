@@ -1,12 +1,12 @@
-"""The tables' statistics (egs.stats): t quantiles and tails, intervals, Welch's test, table rows."""
+"""The tables' statistics (egs.repro.stats): t quantiles and tails, intervals, Welch's test, table rows."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from egs.errors import EGSError
-from egs.stats import Record, betainc, interval, pooled, t_quantile, t_sf2, table_rows, welch
+from egs.core.errors import EGSError
+from egs.repro.stats import Record, betainc, interval, pooled, t_quantile, t_sf2, table_rows, welch
 
 
 @pytest.mark.parametrize("df,q", [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (30, 2.042), (1000, 1.962)])

@@ -8,9 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from egs.profiles import settings
-from egs.search import Search
-from egs.supernet import Supernet, active_ops_of
+from egs.profiles.experiments import settings
+from egs.conv.search import Search
+from egs.method.supernet import active_ops_of
+from egs.conv.supernet import Supernet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -35,7 +36,7 @@ def test_straight_through_gives_alpha_exactly_the_gradient_of_the_product():
 
 def test_the_gated_forward_keeps_no_product_tensor():
     """In the gated forward the value an op produces is the value the cell uses (same storage)."""
-    from egs.sampler import straight_through
+    from egs.method.sampler import straight_through
     out = torch.randn(2, 3, requires_grad=True) * 1.0
     gated = straight_through(out, torch.ones((), requires_grad=True))
     assert gated.data_ptr() == out.data_ptr() and torch.equal(gated, out)
@@ -64,7 +65,7 @@ class SyncCounter:
 
 @pytest.mark.parametrize("kind", ["search", "rnn_search"])
 def test_a_search_step_syncs_with_the_host_once(tmp_path, data_root, monkeypatch, kind):
-    from egs.lm import RNNSearch
+    from egs.rnn.search import RNNSearch
     loop = (Search if kind == "search" else RNNSearch)(settings(kind, "smoke", epochs=1, log_every=10**6, device="cpu"),
                                                        tmp_path / kind, data_root=data_root, progress=False)
     batches = loop.batches(0, 0)
@@ -73,7 +74,7 @@ def test_a_search_step_syncs_with_the_host_once(tmp_path, data_root, monkeypatch
     for _ in range(3):
         loop.train_step(next(batches))
     # one read of the codes per step: .cpu() (the sync) then .tolist() of the host copy
-    assert counter.calls == ["egs.supernet.cpu", "egs.supernet.tolist"] * 3, counter.calls
+    assert counter.calls == ["egs.method.supernet.cpu", "egs.method.supernet.tolist"] * 3, counter.calls
     loop.close()
 
 
@@ -85,8 +86,8 @@ def test_a_gated_op_is_its_output_times_the_gate(name, stride, affine):
     is that of ``op(x) * gate``; BatchNorm's running statistics move exactly as under ``op(x)``."""
     import copy
 
-    from egs.gate import final_batch_norm, gated_op
-    from egs.ops import make_conv_op
+    from egs.method.gate import final_batch_norm, gated_op
+    from egs.conv.ops import make_conv_op
     torch.manual_seed(0)
     op = make_conv_op(name, 4, stride, affine=affine, search=True).train()
     twin = copy.deepcopy(op)
@@ -110,8 +111,8 @@ def test_a_gated_op_is_its_output_times_the_gate(name, stride, affine):
 
 def test_a_gated_op_keeps_nothing_for_backward_that_the_op_does_not():
     """The gated op saves exactly the tensors the plain op saves (no copy of its output is kept)."""
-    from egs.gate import gated_op
-    from egs.ops import make_conv_op
+    from egs.method.gate import gated_op
+    from egs.conv.ops import make_conv_op
     op = make_conv_op("sep_conv_3x3", 8, 1, affine=False, search=True)
     x = torch.randn(2, 8, 8, 8, requires_grad=True)
 

@@ -10,10 +10,13 @@ import sys
 import pytest
 import torch
 
-from egs.errors import EGSError
-from egs.genotype import DARTS_V2, random_genotype
-from egs.profiles import settings
-from egs.train import Trainer, resolve_genotype, seed_summary
+from egs.core.errors import EGSError
+from egs.arch.baselines import random_genotype
+from egs.arch.published import DARTS_V2
+from egs.profiles.experiments import settings
+from egs.conv.train import Trainer
+from egs.families import resolve_genotype
+from egs.repro.stats import interval
 
 SMOKE = settings("train_cifar", "smoke")
 
@@ -55,13 +58,13 @@ def test_auxiliary_tower_trains_with_weight(tmp_path, data_root):
     assert summary["params_with_aux"] > summary["params"]
 
 
-def test_seed_summary():
-    s = seed_summary([2.0, 3.0, 4.0])
-    assert s["mean"] == 3.0 and s["std"] == 1.0
-    assert s["ci95"] == pytest.approx(4.303 / math.sqrt(3), rel=1e-4)
-    assert math.isnan(seed_summary([2.5])["ci95"])
+def test_interval_over_training_seeds():
+    s = interval([2.0, 3.0, 4.0])
+    assert s.mean == 3.0 and s.std == 1.0
+    assert s.half == pytest.approx(4.303 / math.sqrt(3), rel=1e-4)
+    assert math.isnan(interval([2.5]).half)
     with pytest.raises(EGSError):
-        seed_summary([])
+        interval([])
 
 
 def test_resolve_genotype_and_bad_settings(tmp_path, data_root):
