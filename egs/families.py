@@ -23,7 +23,7 @@ from typing import Any, Mapping
 from egs.arch.baselines import random_genotype
 from egs.arch.genotype import Genotype, load_genotype
 from egs.arch.published import PUBLISHED
-from egs.arch.space import CONV, RNN, SearchSpace, get_space, register_space
+from egs.arch.space import CONV, NB201, RNN, SearchSpace, get_space, register_space
 from egs.core.errors import EGSError
 
 ROLES = ("supernet", "search_loop", "trainer", "paper_params")
@@ -62,11 +62,12 @@ class Family:
     _loaded: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def experiment(self, name: str) -> tuple[type, Mapping[str, Mapping[str, Any]]]:
-        """The ``(settings class, {profile: values})`` of experiment ``name`` of :attr:`experiments`."""
+        """The ``(settings class, {profile: values})`` of experiment ``name`` of :attr:`experiments` (a string
+        names a module's mapping of experiments, e.g. ``"egs.nb201.search:EXPERIMENTS"``)."""
         target = self.experiments[name]
         if isinstance(target, str):
             module, _, attribute = target.partition(":")
-            target = getattr(importlib.import_module(module), attribute)
+            target = getattr(importlib.import_module(module), attribute)[name]
         return target
 
     def load(self, role: str) -> Any:
@@ -74,6 +75,9 @@ class Family:
         if role not in ROLES:
             raise EGSError(f"role={role!r} is not a family entry point; use one of {', '.join(ROLES)}.")
         target = getattr(self, role)
+        if target is None:
+            raise EGSError(f"the {self.name} family has no {role}" + (": its cells are judged by looking them up in "
+                           "the benchmark (egs.nb201.benchmark), not trained" if role == "trainer" else "") + ".")
         if not isinstance(target, str):
             return target
         if role not in self._loaded:
@@ -164,3 +168,8 @@ register_family(Family("rnn", RNN, search="rnn_search", train={"ptb": "lm_train_
                        supernet="egs.rnn.supernet:RNNSupernet", search_loop="egs.rnn.search:RNNSearch",
                        trainer="egs.rnn.train:train_lm", paper_params="egs.rnn.model:paper_params",
                        published_suffix="_RNN"))
+# NAS-Bench-201: its cells are judged by the benchmark's table (egs.nb201.benchmark), not trained here
+register_family(Family("nb201", NB201, search="nb201_search", train={}, supernet="egs.nb201.supernet:NB201Supernet",
+                       search_loop="egs.nb201.search:NB201Search", trainer=None,
+                       paper_params="egs.nb201.network:paper_params",
+                       experiments={e: "egs.nb201.search:EXPERIMENTS" for e in ("nb201_search", "nb201_protocol")}))

@@ -20,8 +20,8 @@ ALL = [s.name for s in STEPS]
 def test_names_resolve_from_number_stem_or_file():
     assert resolve_names(["01", "02_cifar10_search.ipynb"]) == ALL[:2]
     assert resolve_names(["07_ablation_M,03"]) == [ALL[2], ALL[6]]  # commas split; result in run order
-    with pytest.raises(EGSError, match="unknown notebook '08'.*01_sampling_distribution"):
-        resolve_names(["08"])
+    with pytest.raises(EGSError, match="unknown notebook '09'.*01_sampling_distribution"):
+        resolve_names(["09"])
     assert parse_param("04:imagenet_dir=/data") == ("04_imagenet_transfer", "imagenet_dir", "/data")
     assert parse_param("01:seeds=[1, 2]") == ("01_sampling_distribution", "seeds", [1, 2])
     with pytest.raises(EGSError, match="NOTEBOOK:KEY=VALUE"):

@@ -12,6 +12,7 @@ import argparse
 from typing import Any, Mapping
 
 from egs.core.errors import EGSError
+from egs.data.fetch import DATASETS
 from egs.families import FAMILIES, training_datasets
 from egs.method.options import DERIVATION_RULES
 from egs.profiles import experiments as profiles
@@ -107,8 +108,8 @@ def _data_parser(commands: Any) -> None:
     d = commands.add_parser("data", help="fetch datasets or show which are present")
     actions = d.add_subparsers(dest="action", required=True, metavar="ACTION")
     f = actions.add_parser("fetch", help="download (or link from a mirror) and verify datasets")
-    f.add_argument("names", nargs="+", choices=["cifar10", "ptb", "wikitext2", "all"], metavar="NAME",
-                   help="cifar10, ptb, wikitext2 or all")
+    names = [*DATASETS, "all"]
+    f.add_argument("names", nargs="+", choices=names, metavar="NAME", help=", ".join(names[:-1]) + " or all")
     f.add_argument("--mirror", metavar="DIR", help="copy/link from a local mirror with the standard "
                    "layout instead of downloading (default: $EGS_DATA_MIRROR)")
     f.add_argument("--copy", action="store_true", help="copy files from the mirror instead of symlinking")

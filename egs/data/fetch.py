@@ -19,7 +19,7 @@ import tarfile
 import tempfile
 import urllib.request
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from egs.core.errors import EGSError
@@ -38,6 +38,7 @@ class DatasetSpec:
     archive_md5: str | None
     members: dict[str, str]  # archive member path suffix -> path in the dataset folder
     checksums: dict[str, tuple[str, str]]  # path in the dataset folder -> (algorithm, hex digest)
+    file_urls: dict[str, str] = field(default_factory=dict)  # plain files, no archive: path -> its own URL
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -45,6 +46,7 @@ class DatasetSpec:
 
 
 _CIFAR = "cifar-10-batches-py/"
+_NB201_VALID, _NB201_TEST = "cifar10-valid_200epochs_mean3seeds.csv", "nats-tss_200epochs_test.csv"
 # Checksums of the official files (the md5 values torchvision verifies; the text-file digests are
 # those of Mikolov's simple-examples and the WikiText-2 v1 tokens release).
 DATASETS: dict[str, DatasetSpec] = {
@@ -83,6 +85,20 @@ DATASETS: dict[str, DatasetSpec] = {
             "train.txt": ("sha256", "9e9fa1ad55b1c2c95b08e37dd8e653f638fac2c6de904b79e813611eefbc985f"),
             "valid.txt": ("sha256", "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8"),
             "test.txt": ("sha256", "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0")}),
+    # NAS-Bench-201's ground truth (Dong & Yang, ICLR 2020): two public CSV exports of its tables, at pinned commits
+    # (../shared/data/nas-bench-201/README.md: what each column is)
+    "nas-bench-201": DatasetSpec(
+        name="nas-bench-201", dirname="nas-bench-201",
+        url="https://github.com/gabro8a/NAS-Landscapes and https://github.com/v-tao/nats-bench-landscape",
+        archive_md5=None, members={},
+        checksums={
+            _NB201_VALID: ("sha256", "1fc89edb42c804223ea2f520a3a65b5e10d8c34bc2d1bbca6bc4b4b38a193827"),
+            _NB201_TEST: ("sha256", "cb5d777ec3368be83c8f9b3aa4d520696051cb0eb8d94b8f85b519f9ea4afa3e")},
+        file_urls={
+            _NB201_VALID: "https://raw.githubusercontent.com/gabro8a/NAS-Landscapes/"
+                          "abd5221948d901f765e3bc61d0175a3c1c52b802/data/accuracy/cifar10_avg.csv",
+            _NB201_TEST: "https://raw.githubusercontent.com/v-tao/nats-bench-landscape/"
+                         "b307ae5fe6e8d7043cd4fe7d1c3532288271adb7/nats_bench.csv"}),
 }
 
 
@@ -204,6 +220,8 @@ def _from_mirror(s: DatasetSpec, mirror: Path, folder: Path, copy: bool, verify:
 
 def _download(s: DatasetSpec, folder: Path, verify: bool, progress: bool) -> str:
     folder.mkdir(parents=True, exist_ok=True)
+    if s.file_urls:
+        return _download_files(s, folder, verify, progress)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as tmpdir:
         archive = Path(tmpdir) / Path(s.url).name
         try:
@@ -221,6 +239,22 @@ def _download(s: DatasetSpec, folder: Path, verify: bool, progress: bool) -> str
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(extracted[rel], dst)
     return s.url
+
+
+def _download_files(s: DatasetSpec, folder: Path, verify: bool, progress: bool) -> str:
+    """A dataset of plain files (no archive): each downloaded from its own URL, verified, then moved in place."""
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as tmpdir:
+        for rel, url in s.file_urls.items():
+            got = Path(tmpdir) / Path(rel).name
+            try:
+                _urlretrieve(url, got, progress)
+            except OSError as err:
+                raise EGSError(f"could not download {url} ({err}). Check your connection, or use a local "
+                               f"mirror: `python -m egs data fetch {s.name} --mirror DIR`.") from err
+            if verify:
+                _verify(got, s.checksums[rel], url)
+            os.replace(got, folder / rel)
+    return ", ".join(s.file_urls.values())
 
 
 def _urlretrieve(url: str, dest: Path, progress: bool) -> None:

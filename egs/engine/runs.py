@@ -18,7 +18,6 @@ from egs.engine.runlog import load_checkpoint
 from egs.engine.search import ArchitectureSearch, provenance
 from egs.families import family_of
 from egs.method.derivation import check_rule
-from egs.method.options import DERIVATION_RULES
 
 
 def _run_file(path: Path, what: str, kept: Any) -> dict[str, Any]:
@@ -116,7 +115,7 @@ def compare_rules(run_dir: str | Path, data_root=None) -> list[dict[str, Any]]:
     run = loop(cfg, run_dir, resume=True, data_root=data_root, progress=False)
     rows = []
     try:
-        for rule in DERIVATION_RULES:
+        for rule in loop.rules:
             genotype, record = run.derive(run.epoch, rule)
             if rule == "select":
                 _write_select_record(run_dir, cfg, loop, record)

@@ -104,6 +104,7 @@ class ArchitectureSearch(EpochLoop):
     """
 
     score_name: ClassVar[str]  # what :meth:`score` measures, for records (higher is better)
+    rules: ClassVar[tuple[str, ...]] = ("node", "select", "edge")  # the derivation rules its cells are compared by
     cfg: ArchSettings
     w_opt: torch.optim.Optimizer
     a_opt: torch.optim.Optimizer
@@ -194,7 +195,8 @@ class ArchitectureSearch(EpochLoop):
     def search_step(self, batch: Sequence[torch.Tensor], dim: int = 0) -> tuple[float, torch.Tensor, Any]:
         """One search step on ``batch`` (split along ``dim`` into micro-batches); returns the loss, the
         output of :meth:`loss` for the whole batch and the sampled codes."""
-        if self.cfg.mode == "bilevel":  # first-order DARTS: alpha on a search-val batch first
+        frozen = self.arch_frozen()
+        if self.cfg.mode == "bilevel" and not frozen:  # first-order DARTS: alpha on a search-val batch first
             codes = self.sample()
             self.a_opt.zero_grad(set_to_none=True)
             self.backward(self.arch_batch(), lambda *part: self.loss(codes, *part), dim)
@@ -204,11 +206,16 @@ class ArchitectureSearch(EpochLoop):
         self.w_opt.zero_grad(set_to_none=True)
         self.a_opt.zero_grad(set_to_none=True)
         value, out = self.backward(batch, lambda *part: self.loss(codes, *part), dim)
-        joint = self.cfg.mode == "joint"  # Eq. 9: alpha from the same backward pass as w
+        joint = self.cfg.mode == "joint" and not frozen  # Eq. 9: alpha from the same backward pass as w
         if joint:
             self.regularise(codes)
         self.update([self.w_opt, self.a_opt] if joint else [self.w_opt], clip=self.model.weight_parameters())
         return value, out, codes
+
+    def arch_frozen(self) -> bool:
+        """Whether this step leaves alpha as it is (architectures are still sampled from p): never, unless a
+        family's settings warm its weights up first (NAS-Bench-201: ``arch_warmup``)."""
+        return False
 
     def write_results(self, genotype: Genotype, record: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
         """``genotype.json``, ``derivation.json`` (the rule's record) and ``summary.json`` (with the

@@ -119,7 +119,14 @@ def select(sample: Callable[[], Any], score: Callable[[Any], float], n: int) -> 
     return best, records
 
 
+def argmax_codes(p: torch.Tensor) -> torch.Tensor:
+    """``argmax`` rule: each edge's single most probable op, "none" included, ties to the first in op order (as
+    NAS-Bench-201's own DARTS derives a cell), (E, K) one-hot floats on p's device."""
+    codes = torch.zeros(p.shape, dtype=torch.float32, device=p.device)
+    return codes.scatter_(1, p.detach().argmax(1, keepdim=True), 1.0)  # argmax returns the first of equal maxima
+
+
 def check_rule(rule: object) -> str:
     return check_choice(rule, "rule", DERIVATION_RULES, "node: the authors' per-node rule; select: sample N and keep the "
-                                            "best on search-val; edge: each edge's most probable code")
+                        "best on search-val; edge: each edge's most probable code; argmax: each edge's most probable op")
 

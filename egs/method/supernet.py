@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from egs.core.checks import check_choice, check_lam, check_M, check_tau
-from egs.method.derivation import check_rule, edge_codes, node_codes, select
+from egs.method.derivation import argmax_codes, check_rule, edge_codes, node_codes, select
 from egs.core.errors import EGSError
 from egs.arch.genotype import CellGenotype, Genotype
 from egs.method.sampler import ensemble_gumbel_softmax
@@ -137,7 +137,8 @@ class EGSSupernet(nn.Module):
         """The codes of the final architecture under ``rule``, and for ``select`` every candidate's record.
 
         Args:
-            rule: "node" (top-M per node), "edge" (top-M per edge) or "select" (:mod:`egs.method.derivation`).
+            rule: "node" (top-M per node), "edge" (top-M per edge), "argmax" (one op per edge) or "select"
+                (:mod:`egs.method.derivation`).
             generator: the random generator of the candidates ``select`` samples (None: torch's global one).
             score: ``select`` only (required there): a candidate's codes (E, K) per cell type -> its score,
                 higher is better (e.g. search-val accuracy with the shared weights).
@@ -152,6 +153,8 @@ class EGSSupernet(nn.Module):
             return {k: node_codes(v, self.space, self.n_nodes, self.M) for k, v in p.items()}, []
         if rule == "edge":
             return {k: edge_codes(v, self.M) for k, v in p.items()}, []
+        if rule == "argmax":
+            return {k: argmax_codes(v) for k, v in p.items()}, []
         if score is None:
             raise EGSError("rule='select' scores candidates on search-val batches with the shared weights; derive "
                            "it from a search run (egs derive RUN --rule select) or pass score=.")
@@ -160,7 +163,7 @@ class EGSSupernet(nn.Module):
 
     def derive(self, rule: str = "node", generator: torch.Generator | None = None,
                score: Callable[[dict[str, torch.Tensor]], float] | None = None, candidates: int = 8) -> Genotype:
-        """The final architecture under ``rule`` ("node", "select" or "edge"), as a genotype.
+        """The final architecture under ``rule`` ("node", "select", "edge" or "argmax"), as a genotype.
 
         ``generator``, ``score`` and ``candidates`` are those of :meth:`derivation_codes` (``select`` only).
         """

@@ -79,6 +79,9 @@ FIELD_CHECKS: dict[str, Callable[[object, str], Any]] = {
     "dataset": _choice(*get_family("conv").train), "schedule": _choice(*SCHEDULES), "poly_power": _POSITIVE,
     "auxiliary_weight": _NONNEGATIVE, "drop_path": _RATE, "cutout": _SIZE, "label_smoothing": _RATE,
     "workers": _SIZE, "compile": check_bool,
+    # NAS-Bench-201 searches
+    "relaxation": _choice("egs", "darts"), "cells": _COUNT, "nesterov": check_bool, "best_seeds": _ints(0),
+    "darts_seeds": _ints(0), "ranking_cells": _int(10), "arch_warmup": _SIZE,
     # language models
     "corpus": _choice(*get_family("rnn").train), "eval_batch_size": _COUNT, "bptt": _int(2), "emb": _COUNT,
     "train_tokens": _SIZE, "val_tokens": _SIZE, "test_tokens": _SIZE, "nonmono": _COUNT,

@@ -230,6 +230,21 @@ DATA_TABLES = {1: (TABLE1_COLUMNS, DATA_TABLE1), 2: (DATA_TABLE2_COLUMNS, DATA_T
                5: (TABLE5_COLUMNS, DATA_TABLE5)}
 
 
+# NAS-Bench-201 (Dong & Yang, ICLR 2020): search results on its space as quoted from its Table by later papers
+# (the ReLIZO and TE-NAS papers; the two disagree on RSPS and on GDAS's ImageNet16-120 figure, the alternatives kept),
+# mean ± std over 3 searches; GDAS's search ran 240 epochs, the others 50 (the benchmark's configs).
+NB201_COLUMNS = ("Method", "CIFAR-10 valid", "CIFAR-10 test", "CIFAR-100 test", "ImageNet16-120 test")
+NB201_QUOTED = (
+    ("DARTS-V1 / DARTS-V2", "39.77 ± 0.00", "54.30 ± 0.00", "15.61 ± 0.00", "16.32 ± 0.00"),
+    ("GDAS (240-epoch search)", "89.89 ± 0.08", "93.61 ± 0.09", "70.70 ± 0.30", "41.71 ± 0.98 (or 41.84 ± 0.90)"),
+    ("SETN", "84.04 ± 0.28", "87.64 ± 0.00", "59.05 ± 0.24", "32.52 ± 0.21"),
+    ("ENAS", "37.51 ± 3.19", "53.89 ± 0.58 (or 54.30)", "13.96 ± 2.33", "14.84 ± 2.10"),
+    ("RSPS", "80.42 ± 3.58", "84.07 ± 3.61 (or 87.66 ± 1.69)", "52.31 ± 5.77", "26.28 ± 3.09"),
+)
+NB201_SOURCE = ("NAS-Bench-201 (Dong & Yang, ICLR 2020), Table of search results, as quoted by the ReLIZO and TE-NAS "
+                "papers (../shared/data/nas-bench-201/README.md)")
+
+
 def _frame(tables: dict, number: int, source: str) -> pd.DataFrame:
     columns, rows = tables[number]
     frame = pd.DataFrame(list(rows), columns=list(columns))

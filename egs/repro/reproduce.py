@@ -100,6 +100,9 @@ STEPS = (
          tables=_files(("table5_ablation_M",), "md", "csv") + ("07_rule_sizes.csv",),
          figures=_files(("table5_ablation_M",), "png", "pdf"), experiment="ablation_search",
          datasets=("cifar10",)),
+    Step("08_nas_bench_201", runs={"run_root": "runs/08_nas_bench_201"}, tables=_files(("table_nb201",), "md", "csv"),
+         figures=_files(("08_nb201_distribution", "08_nb201_anytime", "08_nb201_ranking"), "png", "pdf"),
+         experiment="nb201_search", datasets=("cifar10", "nas-bench-201")),
 )
 STEP = {s.name: s for s in STEPS}
 OK = ("done", "complete")

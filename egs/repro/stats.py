@@ -146,3 +146,26 @@ def table_rows(records: Sequence[Record], metric: str, digits: int = 2) -> list[
 def pooled(records: Sequence[Record]) -> list[float]:
     """Every seed's value of several records (e.g. all random cells), for a test against one cell."""
     return [v for r in records for v in r.values.values()]
+
+
+def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
+    """Kendall's tau-b of two paired samples (ties in either counted as neither concordant nor discordant,
+    normalised by the tie-corrected pair counts): 1 for the same ranking, -1 for the reverse. O(n^2), exact."""
+    if len(a) != len(b) or len(a) < 2:
+        raise EGSError(f"Kendall's tau needs two paired samples of at least 2 values, got {len(a)} and {len(b)}.")
+    concordant = discordant = ties_a = ties_b = 0
+    for i in range(len(a)):
+        for j in range(i + 1, len(a)):
+            da, db = (a[i] > a[j]) - (a[i] < a[j]), (b[i] > b[j]) - (b[i] < b[j])
+            if da == 0 and db == 0:
+                continue
+            if da == 0:
+                ties_a += 1
+            elif db == 0:
+                ties_b += 1
+            elif da == db:
+                concordant += 1
+            else:
+                discordant += 1
+    n_a, n_b = concordant + discordant + ties_b, concordant + discordant + ties_a  # pairs untied in a, in b
+    return (concordant - discordant) / math.sqrt(n_a * n_b) if n_a and n_b else math.nan
