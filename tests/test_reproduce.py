@@ -102,7 +102,7 @@ def test_missing_datasets_are_fetched_before_any_notebook(tmp_path, mirror, monk
     lines.clear()
     reproduce("smoke", only=["06"], results=tmp_path / "results", echo=lines.append)
     assert not any("fetching" in line for line in lines)
-    assert {d for s in STEPS for d in s.datasets} == {"cifar10", "ptb", "wikitext2"}
+    assert {d for s in STEPS for d in s.datasets} == {"cifar10", "ptb", "wikitext2", "nas-bench-201"}
 
 
 @pytest.mark.notebook

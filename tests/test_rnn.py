@@ -221,7 +221,7 @@ def test_uniform_credit_by_default_and_custom_credit_is_mixed_in():
     (lambda: RNNSupernet(20, 6, 6, M=0), "M=0"),
     (lambda: RNNSupernet(20, 6, 6, credit=torch.ones(5)), "sum to 1"),
     (lambda: RNNSupernet(20, 6, 6, credit=torch.ones(3)), "shape"),
-    (lambda: RNNSupernet(20, 6, 6).derive("argmax"), "rule='argmax'"),
+    (lambda: RNNSupernet(20, 6, 6).derive("best"), "rule='best'"),
     (lambda: RNNSupernet(20, 6, 6)(torch.zeros(3, 2, dtype=torch.long), torch.zeros(1, 2, 6),
                                    codes={"normal": torch.ones(14, 5)}), "codes must be"),
     (lambda: RNNModel(20, 6, 6, DARTS_V2_RNN)(torch.zeros(3, 2), torch.zeros(1, 2, 6)), "token ids"),

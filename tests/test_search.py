@@ -135,8 +135,8 @@ def test_edge_rule_reads_each_edges_most_probable_code():
     assert cell.edges[(0, 2)] == ("max_pool_3x3",)  # ties: "none" first in registry order, dropped
     node = model.derive("node").normal  # per node: at most M = 2 picks, the most probable pooled set
     assert all(len([e for e in node.edges if e[1] == j]) <= 2 for j in range(2, 6))
-    with pytest.raises(EGSError, match="rule='argmax'"):
-        model.derive("argmax")
+    with pytest.raises(EGSError, match="rule='best'"):
+        model.derive("best")
     with pytest.raises(EGSError, match="select"):
         model.derive("select")  # needs a score: it compares candidates on search-val
     picked = model.derive("select", torch.Generator().manual_seed(0), score=lambda codes: float(codes["normal"].sum()),

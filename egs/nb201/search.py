@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 
-from egs.conv.search import build_data, evaluate
+from egs.conv.search import Search, build_data
 from egs.engine import distributed
-from egs.engine.search import ArchitectureSearch, mean_active_ops
+from egs.engine.search import ArchitectureSearch
 from egs.method.diagnostics import normalised_entropy
 from egs.nb201.supernet import NB201Supernet
 from egs.profiles.experiments import ArchSettings, Settings
@@ -73,8 +72,11 @@ class NB201ProtocolSettings(Settings):
     ranking_cells: int = 100
 
 
-class NB201Search(ArchitectureSearch):
-    """One NAS-Bench-201 search run (EGS or DARTS, :attr:`NB201SearchSettings.relaxation`) in a run directory."""
+class NB201Search(Search):
+    """One NAS-Bench-201 search run (EGS or DARTS, :attr:`NB201SearchSettings.relaxation`) in a run directory.
+
+    The CIFAR-10 data, batches, loss and shared-weight scores are the conv search's (:class:`egs.conv.search.Search`);
+    the supernet, the optimiser (Nesterov), the warm-up and the summary are its own."""
 
     label, settings_type, experiment = "nb201 search", NB201SearchSettings, "nb201_search"
     score_name = "search-val accuracy"
@@ -84,7 +86,7 @@ class NB201Search(ArchitectureSearch):
 
     def __init__(self, cfg: NB201SearchSettings, run_dir: str | Path, resume: bool = False, data_root=None,
                  progress: bool = True) -> None:
-        super().__init__(cfg, run_dir, resume, progress)
+        ArchitectureSearch.__init__(self, cfg, run_dir, resume, progress)  # not the conv supernet's set-up
         ctx = self.dist
         self.train, self.val, self.arch, self.select_val = build_data(cfg, self.device, data_root, (ctx.rank, ctx.world))
         m = self.supernet_from(cfg).to(self.device)
@@ -104,50 +106,8 @@ class NB201Search(ArchitectureSearch):
             model.load_state_dict(state)
         return model
 
-    def steps_per_epoch(self) -> int:
-        return len(self.train)
-
     def arch_frozen(self) -> bool:
         return self.epoch < self.cfg.arch_warmup
-
-    def batches(self, epoch: int, start_step: int) -> Iterator[Any]:
-        return self.train.batches(epoch, start_step)
-
-    def arch_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return next(self.arch.batches(0, self.step % len(self.arch)))
-
-    def loss(self, codes: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
-        logits = self.forward(x, codes=codes)
-        return F.cross_entropy(logits, y), logits
-
-    def score(self, codes: dict[str, torch.Tensor]) -> float:
-        """Search-val accuracy of the cell ``codes`` on the ``select`` batches (shared weights, batch statistics)."""
-        return evaluate(self.model, self.select_val, codes, self.dist)[1]
-
-    @staticmethod
-    def describe_score(score: float) -> str:
-        return f"search-val accuracy {score:.4f}"
-
-    def rule_metrics(self, codes: dict[str, torch.Tensor]) -> dict[str, float]:
-        return {"select_acc": self.score(codes), "val_acc": evaluate(self.model, self.val, codes, self.dist)[1]}
-
-    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
-        value, logits, codes = self.search_step(batch)
-        correct, n = (logits.argmax(1) == batch[1]).sum(), len(batch[1])
-        return {"loss": value * n, "correct": correct, "n": n, "active": mean_active_ops(codes), "steps": 1,
-                "log": {"loss": value, "acc": correct / n}}
-
-    def end_epoch(self) -> dict[str, Any]:
-        m, s = self.model, self.sums
-        genotype, _ = self.derive(self.epoch + 1)
-        val_loss, val_acc = evaluate(m, self.val, m.genotype_codes(genotype), self.dist)
-        self.save_epoch_genotype(genotype)
-        record = {"train_loss": s["loss"] / s["n"], "train_acc": s["correct"] / s["n"], "val_loss": val_loss,
-                  "val_acc": val_acc, "tau": m.tau, "lr": self.sched.get_last_lr()[0],
-                  "sampled_active_ops": s["active"] / s["steps"], "entropy_h": m.edge_entropy("h"),
-                  "p": {k: p.detach().cpu().tolist() for k, p in m.probabilities().items()}}
-        self.sched.step()
-        return record
 
     def finish(self) -> dict[str, Any]:
         genotype, record = self.derive(self.epoch)
