@@ -77,3 +77,14 @@ def __getattr__(name: str):
 def __dir__() -> list:
     """The public API only (not the subpackages or this module's own helpers)."""
     return sorted([*__all__, "__version__"])
+
+
+def _guard_reproduction() -> None:
+    """In a notebook kernel that ``egs reproduce`` started, hold its kernel lock (:mod:`egs.repro.guard`)."""
+    from os import environ
+    if "EGS_REPRODUCTION_KERNELS" in environ:
+        from egs.repro.guard import hold_kernel_lock
+        hold_kernel_lock()
+
+
+_guard_reproduction()

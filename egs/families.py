@@ -63,7 +63,7 @@ class Family:
 
     def experiment(self, name: str) -> tuple[type, Mapping[str, Mapping[str, Any]]]:
         """The ``(settings class, {profile: values})`` of experiment ``name`` of :attr:`experiments` (a string
-        names a module's mapping of experiments, e.g. ``"egs.nb201.search:EXPERIMENTS"``)."""
+        names a module's mapping of experiments, e.g. ``"egs.nb201.settings:EXPERIMENTS"``)."""
         target = self.experiments[name]
         if isinstance(target, str):
             module, _, attribute = target.partition(":")
@@ -172,4 +172,4 @@ register_family(Family("rnn", RNN, search="rnn_search", train={"ptb": "lm_train_
 register_family(Family("nb201", NB201, search="nb201_search", train={}, supernet="egs.nb201.supernet:NB201Supernet",
                        search_loop="egs.nb201.search:NB201Search", trainer=None,
                        paper_params="egs.nb201.network:paper_params",
-                       experiments={e: "egs.nb201.search:EXPERIMENTS" for e in ("nb201_search", "nb201_protocol")}))
+                       experiments={e: "egs.nb201.settings:EXPERIMENTS" for e in ("nb201_search", "nb201_protocol")}))

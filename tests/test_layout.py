@@ -273,10 +273,10 @@ def test_a_family_added_in_one_place_searches_derives_and_counts(toy_family, tmp
 
 # ---- files written by earlier versions -------------------------------------------------------------------------
 
-def test_a_search_run_written_before_the_reorganisation_still_derives_and_resumes_exactly(tmp_path):
+def test_a_search_run_written_before_the_reorganisation_still_derives_and_resumes_exactly(tmp_path, data_root):
     """A smoke search (C = 2, two epochs) stopped at epoch 2, step 3 by main at 87303f9, when the package was one
-    flat folder: its checkpoint and genotype files load, it derives, and resuming it gives the same weights and
-    cell as an uninterrupted run of today's code."""
+    flat folder: its checkpoint and genotype files load, it derives, and resuming it gives the same cell as an
+    uninterrupted run of today's code, and the same weights (to float tolerance across CPUs)."""
     from egs.conv.search import Search
     from egs.engine.runlog import load_checkpoint
     from egs.engine.runs import derive
@@ -293,10 +293,15 @@ def test_a_search_run_written_before_the_reorganisation_still_derives_and_resume
     threads = torch.get_num_threads()
     torch.set_num_threads(2)  # the fixture's (2 cores): a float sum's order depends on the thread count
     try:
-        resumed = Search(cfg, run, resume=True, progress=False).run()
-        fresh = Search(cfg, tmp_path / "fresh", progress=False).run()
+        resumed = Search(cfg, run, resume=True, data_root=data_root, progress=False).run()
+        fresh = Search(cfg, tmp_path / "fresh", data_root=data_root, progress=False).run()
     finally:
         torch.set_num_threads(threads)
     assert egs.load_genotype(resumed["genotype"]).cells() == egs.load_genotype(fresh["genotype"]).cells()
     a, b = load_checkpoint(run / "checkpoint.pt")["model"], load_checkpoint(tmp_path / "fresh" / "checkpoint.pt")["model"]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # The fixture's first 1.4 epochs ran on the machine that wrote it; another CPU's kernels (AVX-512 or not, another
+    # vendor) round differently in the last bits (seen: 2.5e-6 on a BatchNorm running variance), so across machines
+    # the weights agree to float tolerance; bit-exact resume on one machine is tested in tests/test_search.py.
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k].double(), b[k].double(), rtol=1e-4, atol=1e-5) if a[k].is_floating_point()
+               else torch.equal(a[k], b[k]) for k in a)

@@ -44,25 +44,33 @@ def test_papermill_children_are_no_jupyterlab_session_and_get_a_share_of_the_cor
     """A reproduction started from JupyterLab (a cell or its terminal) drops the session marker its children would
     inherit, so egs.engine.progress.progress_style() picks one line per epoch there by itself; EGS_PROGRESS is not forced."""
     import egs.repro.reproduce as rp
+    from egs.repro.guard import ReproductionLock, die_with_parent
     seen = {}
 
-    def fake_run(command, **kwargs):
-        seen.update(command=command, env=kwargs["env"])
-        return subprocess.CompletedProcess(command, 0)
+    class FakePopen:
+        def __init__(self, command, **kwargs):
+            seen.update(command=command, env=kwargs["env"], preexec_fn=kwargs.get("preexec_fn"))
 
-    monkeypatch.setattr(rp.subprocess, "run", fake_run)
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(rp.subprocess, "Popen", FakePopen)
     monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/lab.ipynb")
     monkeypatch.delenv("EGS_PROGRESS", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     plan = rp._Plan(rp.STEP["01_sampling_distribution"], rp._Layout("smoke", tmp_path, None, None), {})
-    assert plan.execute(jobs=2)[0] == 0
+    guard = ReproductionLock(tmp_path, tmp_path / "figures")
+    assert plan.execute(2, guard)[0] == 0
     assert "JPY_SESSION_NAME" not in seen["env"] and "EGS_PROGRESS" not in seen["env"]
+    assert seen["preexec_fn"] is die_with_parent  # papermill dies with the reproduction, even under kill -9
+    assert seen["env"]["EGS_REPRODUCTION_KERNELS"] == str(tmp_path / ".reproduce.kernels")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert seen["env"]["OMP_NUM_THREADS"] == str(max(1, cores // 2)) and seen["env"]["PATH"] == os.environ["PATH"]
     assert seen["command"][1:3] == ["-m", "papermill"] and str(plan.executed) in seen["command"]
     monkeypatch.setenv("EGS_PROGRESS", "bar")  # the user's explicit choice still travels
-    plan.execute(jobs=1)
+    plan.execute(1, guard)
     assert seen["env"]["EGS_PROGRESS"] == "bar"
+    guard.release()
 
 
 def test_bad_requests_are_clear_errors(tmp_path):

@@ -15,7 +15,7 @@ import random
 from typing import Callable
 
 from egs.arch.genotype import CellGenotype, Genotype
-from egs.arch.space import ZERO, Edge, SearchSpace, check_op, get_space
+from egs.arch.space import ZERO, Edge, SearchSpace, check_n_nodes, check_op, get_space
 from egs.core.checks import check_int, check_real
 from egs.core.errors import EGSError
 
@@ -60,7 +60,7 @@ def random_genotype(space: str | SearchSpace, rng: random.Random | int, n_nodes:
         raise EGSError(f"style={style!r} is unknown: use one of {', '.join(RANDOM_STYLES)} (a derivation rule, "
                        "or darts: one op on each of a fixed number of input edges).")
     M = space.paper_M if M is None else check_int(M, "M", 1, "the number of draws per node or edge")
-    n_nodes = space.n_nodes if n_nodes is None else check_int(n_nodes, "n_nodes", None)
+    n_nodes = space.n_nodes if n_nodes is None else check_n_nodes(n_nodes, space)
     seed = rng if not isinstance(rng, random.Random) else None
     if not isinstance(rng, random.Random):
         rng = random.Random(check_int(rng, "seed", None))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -27,8 +27,8 @@ from typing import Any
 
 from egs.core.checks import check_int
 from egs.core.errors import EGSError
-from egs.core.files import write_text
-from egs.arch.space import ZERO, Edge, SearchSpace, check_op, get_space
+from egs.core.files import JSONFileError, parse_json, read_json, write_text
+from egs.arch.space import ZERO, Edge, SearchSpace, check_n_nodes, check_op, get_space
 
 SCHEMA = "egs.genotype/2"
 READABLE_SCHEMAS = ("egs.genotype/1", SCHEMA)  # /1 files (no provenance) still read
@@ -52,18 +52,20 @@ class CellGenotype:
 
     def __post_init__(self) -> None:
         layout = get_space(self.space)
-        n = check_int(self.n_nodes, "n_nodes", None)
-        if n <= layout.n_inputs:
-            raise EGSError(f"n_nodes={n} leaves no intermediate node in a {self.space} cell; use "
-                           f"n_nodes > {layout.n_inputs} (the paper uses {layout.n_nodes}).")
+        n = check_n_nodes(self.n_nodes, layout)  # bounded before anything is built from it
         if not isinstance(self.edges, Mapping):
             raise EGSError(f"edges must map (i, j) pairs to op names, got {type(self.edges).__name__}.")
         clean: dict[Edge, tuple[str, ...]] = {}
         for key, names in self.edges.items():
             i, j = self._check_edge(key, n, layout.n_inputs)
-            if isinstance(names, str) or not isinstance(names, Iterable):
+            if isinstance(names, (str, Mapping)) or not isinstance(names, Iterable):
                 raise EGSError(f"ops of edge ({i}, {j}) must be a list or set of op names, got {names!r}.")
-            active = {check_op(name, self.space) for name in names} - {ZERO}
+            names = [check_op(name, self.space) for name in names]
+            twice = sorted({name for name in names if names.count(name) > 1})
+            if twice:
+                raise EGSError(f"edge ({i}, {j}) lists {', '.join(twice)} more than once; an op is on an edge or "
+                               "not, so list each op once.")
+            active = set(names) - {ZERO}
             if active:
                 clean[(i, j)] = tuple(op for op in get_space(self.space).ops if op in active)
         if isinstance(self.concat, (str, bytes)) or not isinstance(self.concat, Iterable):
@@ -244,17 +246,26 @@ class Genotype:
         return cls(**cells, provenance=data.get("provenance"))
 
     @classmethod
-    def from_json(cls, text: str, source: str = "<string>") -> Genotype:
-        """Parse JSON text; every error names ``source`` (a file path) and the offending value."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise EGSError(f"{source}: malformed JSON ({err}); fix the file or write it again "
-                           "with egs.arch.genotype.save_genotype.") from None
-        try:
-            return cls.from_dict(data)
-        except EGSError as err:
-            raise EGSError(f"{source}: {err}") from None
+    def from_json(cls, text: str | bytes, source: str = "<string>") -> Genotype:
+        """Parse JSON text; every error (not UTF-8, malformed or too deeply nested JSON, a wrong value) is one
+        EGSError naming ``source`` (a file path) and the offending value."""
+        return _genotype_of(lambda: parse_json(text, source, _WHAT), source)
+
+
+_WHAT = "genotype JSON file"
+MAX_GENOTYPE_BYTES = 4 * 2**20  # the largest cell allowed (MAX_NODES nodes, every op on every edge) is far less
+
+
+def _genotype_of(read: Callable[[], Any], source: str) -> Genotype:
+    """The genotype of the JSON value ``read()`` returns; one EGSError naming ``source`` for any fault in it."""
+    try:
+        data = read()
+    except JSONFileError as err:
+        raise EGSError(f"{err}; fix the file or write it again with egs.arch.genotype.save_genotype.") from None
+    try:
+        return Genotype.from_dict(data)
+    except EGSError as err:
+        raise EGSError(f"{source}: {err}") from None
 
 
 def save_genotype(genotype: Genotype, path: str | os.PathLike) -> Path:
@@ -263,10 +274,10 @@ def save_genotype(genotype: Genotype, path: str | os.PathLike) -> Path:
 
 
 def load_genotype(path: str | os.PathLike) -> Genotype:
-    """Read the genotype JSON file at ``path``; malformed content raises EGSError naming the file and value."""
+    """Read the genotype JSON file at ``path``; any fault in it (unreadable, not UTF-8, malformed, a wrong value)
+    raises one EGSError naming the file and the value."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise EGSError(f"cannot read genotype file {str(path)!r} ({err}); check the path.") from None
-    return Genotype.from_json(text, source=str(path))
+        return _genotype_of(lambda: read_json(path, _WHAT, MAX_GENOTYPE_BYTES), str(path))
+    except OSError as err:
+        raise EGSError(f"cannot read genotype file {str(path)!r} ({err.strerror or err}); check the path.") from None

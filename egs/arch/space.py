@@ -41,6 +41,9 @@ RNN_OPS: tuple[str, ...] = ("none", "tanh", "relu", "sigmoid", "identity")
 # NAS-Bench-201 (Dong & Yang, ICLR 2020): its own op names and order, as its architecture strings write them
 NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 Edge = tuple[int, int]
+MAX_NODES = 32
+"""The most numbered nodes a cell may have (496 edges; the paper's cells have 6 and 9): a bound checked when a
+genotype is read or a space declared, before anything is built from the count (edge lists, networks, drawings)."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,18 @@ def base_spaces() -> dict[str, SearchSpace]:
     return {name: s for name, s in _SPACES.items() if s.family == name}
 
 
+def check_n_nodes(value: object, space: str | SearchSpace, what: str = "n_nodes") -> int:
+    """``value`` if it is a node count a ``space`` cell can have: at least one intermediate node after the inputs,
+    at most :data:`MAX_NODES`; otherwise one EGSError naming the value and the range."""
+    s = get_space(space)
+    n = check_int(value, what, None)
+    if not s.n_inputs < n <= MAX_NODES:
+        raise EGSError(f"{what}={n} is not a {s.name} cell size: a cell has {s.n_inputs} input node(s) and 1 to "
+                       f"{MAX_NODES - s.n_inputs} intermediate nodes, so use {s.n_inputs + 1} <= {what} <= "
+                       f"{MAX_NODES} (the paper's is {s.n_nodes}).")
+    return n
+
+
 def check_op(name: object, space: str | SearchSpace) -> str:
     """Return ``name`` if it is an operation of ``space``; otherwise raise one clear EGSError."""
     s = get_space(space)
@@ -176,7 +191,7 @@ def declare_space(name: str, family: str, ops: tuple[str, ...] | list[str], *, n
     if unknown:
         what = "builders={name: (C, stride, affine) -> module}" if family == "conv" else "activations={name: fn}"
         raise EGSError(f"ops {unknown} are not built in for {family} cells; give them with {what}.")
-    n = base.n_nodes if n_nodes is None else check_int(n_nodes, "n_nodes", base.n_inputs + 1)
+    n = base.n_nodes if n_nodes is None else check_n_nodes(n_nodes, base)
     space = SearchSpace(name, family, ops, n, base.n_inputs, base.cell_types, base.input_labels, base.output_label,
                         base.output, base.darts_inputs, base.paper_M if paper_M is None else check_int(paper_M, "paper_M"),
                         MappingProxyType(builders), MappingProxyType(activations))

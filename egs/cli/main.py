@@ -126,9 +126,25 @@ def _train(args: argparse.Namespace) -> int:
     return _report(lambda: trainer(cfg, genotype, run_dir, resume=args.resume, progress=not args.no_progress))
 
 
+def _drawing_folder(out: str, option: str) -> str:
+    """``out`` unless it is (or lies inside) the checkout's committed ``figures/``, which only the ``cpu``
+    reproduction refreshes; then one EGSError."""
+    from pathlib import Path
+
+    from egs.core.paths import figures_dir, repo_root
+    committed = figures_dir().resolve()
+    checkout = (repo_root() / "egs" / "__init__.py").is_file()  # an installed egs has no committed figures
+    if checkout and Path(out).expanduser().resolve().is_relative_to(committed):
+        raise EGSError(f"{option} {out} lies in the checkout's committed figures folder {committed}, which only "
+                       f"`egs reproduce --profile cpu` writes; draw into another folder, e.g. {option} drawings.")
+    return out
+
+
 def _derive(args: argparse.Namespace) -> int:
     from egs.arch.genotype import save_genotype
     from egs.engine.runs import derive_with_record
+    if args.render:
+        _drawing_folder(args.render, "--render")
     genotype, record = derive_with_record(args.run_dir, args.method)
     print(genotype)
     if record["rule"] == "select":
@@ -147,10 +163,9 @@ def _draw(args: argparse.Namespace) -> int:
     """Draw a published genotype (by name), a genotype JSON file or a search run's genotype."""
     from pathlib import Path
 
-    from egs.arch.diagram import render_genotype
     from egs.arch.genotype import load_genotype
     from egs.arch.published import PUBLISHED
-    target = Path(args.genotype)
+    target, out = Path(args.genotype), _drawing_folder(args.out, "--out")
     if args.genotype in PUBLISHED:
         genotype, stem = PUBLISHED[args.genotype], f"{args.genotype}_"
     elif target.is_dir():
@@ -163,7 +178,8 @@ def _draw(args: argparse.Namespace) -> int:
     else:
         raise EGSError(f"{args.genotype!r} is neither a published name ({', '.join(PUBLISHED)}), a genotype JSON file "
                        "nor a search run directory.")
-    for path in render_genotype(genotype, args.out, stem):
+    from egs.arch.diagram import render_genotype  # (loads torch: after the genotype is read and checked)
+    for path in render_genotype(genotype, out, stem):
         print(f"drawn {path}")
     return 0
 

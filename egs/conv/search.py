@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from egs.engine import distributed
+from egs.engine.memory import allocate_network
 from egs.engine.search import ArchitectureSearch, mean_active_ops
 from egs.data.cifar import TensorBatches, load_cifar10, search_split, subset
 from egs.conv.network import Network, count_parameters
@@ -46,9 +47,11 @@ def build_data(cfg: SearchSettings, device: torch.device, root=None,
     images, labels = load_cifar10(train=True, root=root)
     train_idx, val_idx = search_split(len(images), cfg.seed)
     if cfg.train_size:
-        train_idx = subset(train_idx, cfg.train_size, cfg.seed, labels=labels)
+        train_idx = subset(train_idx, cfg.train_size, cfg.seed, labels=labels, what="train_size",
+                           pool="images of the search-train half of CIFAR-10's training set")
     if cfg.val_size:
-        val_idx = subset(val_idx, cfg.val_size, cfg.seed + 1, labels=labels)
+        val_idx = subset(val_idx, cfg.val_size, cfg.seed + 1, labels=labels, what="val_size",
+                         pool="images of the search-val half of CIFAR-10's training set")
     channels_last = cfg.channels_last and device.type == "cuda"
     kw = dict(seed=cfg.seed, image_size=cfg.image_size, device=device, channels_last=channels_last)
     train = TensorBatches(images[train_idx], labels[train_idx], cfg.batch_size, augment=True, shard=shard, **kw)
@@ -61,10 +64,16 @@ def build_data(cfg: SearchSettings, device: torch.device, root=None,
 
 
 def build_model(cfg: SearchSettings, device: torch.device) -> Supernet:
-    torch.manual_seed(cfg.seed)
-    return Supernet(cfg.C, 10, cfg.layers, M=cfg.M, lam=cfg.lam, tau=cfg.tau_start, cost=cfg.cost,
-                    credit_beta=cfg.credit_beta, image_size=cfg.image_size, space=cfg.space,
-                    effectiveness=cfg.effectiveness).to(device)
+    """The supernet of ``cfg`` on ``device`` (refused in one line if it cannot fit, :mod:`egs.engine.memory`)."""
+    def supernet() -> Supernet:
+        torch.manual_seed(cfg.seed)
+        return Supernet(cfg.C, 10, cfg.layers, M=cfg.M, lam=cfg.lam, tau=cfg.tau_start, cost=cfg.cost,
+                        credit_beta=cfg.credit_beta, image_size=cfg.image_size, space=cfg.space,
+                        effectiveness=cfg.effectiveness)
+    def weights() -> Network:  # what holds the weights: the supernet's credits need real tensors, not meta ones
+        return Network(cfg.C, 10, cfg.layers, genotype=None, space=cfg.space)
+    return allocate_network(supernet, device, cfg, "search network", count=weights,
+                            key=("conv search", cfg.space, cfg.C, cfg.layers))
 
 
 @torch.no_grad()

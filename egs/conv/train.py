@@ -23,6 +23,7 @@ from egs.core.errors import EGSError
 from egs.core.files import write_json
 from egs.arch.genotype import Genotype, save_genotype
 from egs.engine.loop import EpochLoop
+from egs.engine.memory import allocate_network
 from egs.profiles.experiments import TrainSettings
 
 
@@ -56,13 +57,15 @@ def build_data(cfg: TrainSettings, device: torch.device, root=None, shard: tuple
     from egs.data.cifar import TensorBatches, load_cifar10, subset
     images, labels = load_cifar10(train=True, root=root)
     rest = torch.arange(len(images))
-    val_idx = subset(rest, cfg.val_size, DATA_SEED + 1, labels=labels) if cfg.val_size else None
+    val_idx = subset(rest, cfg.val_size, DATA_SEED + 1, labels=labels, what="val_size",
+                     pool="CIFAR-10 training images") if cfg.val_size else None
     if val_idx is not None:
         rest = rest[~torch.isin(rest, val_idx)]
-    train_idx = subset(rest, cfg.train_size, DATA_SEED, labels=labels) if cfg.train_size else rest
+    train_idx = subset(rest, cfg.train_size, DATA_SEED, labels=labels, what="train_size",
+                       pool="CIFAR-10 training images outside the validation slice") if cfg.train_size else rest
     test_images, test_labels = load_cifar10(train=False, root=root)
-    test_idx = subset(torch.arange(len(test_images)), cfg.test_size, DATA_SEED, labels=test_labels) \
-        if cfg.test_size else torch.arange(len(test_images))
+    test_idx = subset(torch.arange(len(test_images)), cfg.test_size, DATA_SEED, labels=test_labels,
+                      what="test_size", pool="CIFAR-10 test images") if cfg.test_size else torch.arange(len(test_images))
     kw = dict(seed=cfg.seed, image_size=cfg.image_size, device=device,
               channels_last=cfg.channels_last and device.type == "cuda")
     train = TensorBatches(images[train_idx], labels[train_idx], cfg.batch_size, augment=True, cutout=cfg.cutout,
@@ -90,7 +93,9 @@ class Trainer(EpochLoop):
         self.train, self.val, self.test = build_data(cfg, self.device, data_root, (self.dist.rank, self.dist.world))
         classes = getattr(self.train, "num_classes", 10)
         torch.manual_seed(cfg.seed)
-        model = build_network(genotype, cfg, classes).to(self.device)
+        model = allocate_network(lambda: build_network(genotype, cfg, classes), self.device, cfg,
+                                 "evaluation network", key=("train", genotype, cfg.dataset, cfg.C, cfg.layers,
+                                                            classes, cfg.auxiliary_weight > 0))
         if self.device.type == "cuda" and cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         # Training runs through DDP (several processes); evaluation on the plain module, since each

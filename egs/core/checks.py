@@ -67,10 +67,17 @@ def check_bool(value: object, what: str) -> bool:
     return value
 
 
+MAX_M = 1024  # the sampler holds M x E x K draws; past a few dozen draws every op of an edge is drawn almost surely
+
+
 def check_M(M: object) -> int:
-    """The ensemble size of Definition 1: an integer >= 1."""
-    return check_int(M, "M", 1, "M is the number of Gumbel-softmax draws per edge (the paper uses M=7 for "
-                                "CIFAR-10, M=4 for PTB)")
+    """The ensemble size of Definition 1: an integer in [1, :data:`MAX_M`]."""
+    fix = "M is the number of Gumbel-softmax draws per edge (the paper uses M=7 for CIFAR-10, M=4 for PTB)"
+    M = check_int(M, "M", 1, fix)
+    if M > MAX_M:
+        raise EGSError(f"M={M} is more draws than egs allows (M <= {MAX_M}): the sampler holds M x edges x ops "
+                       f"draws, and past a few dozen draws every op of an edge is already drawn almost surely; {fix}.")
+    return M
 
 
 def check_tau(tau: object, what: str = "tau") -> float:

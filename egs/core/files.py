@@ -5,6 +5,10 @@ write leaves a ``.<name>.<random>.tmp`` sibling, which :class:`egs.engine.rundir
 start). A write that fails for a reason of the OS (a full disk, a read-only or missing folder, no
 permission) raises :class:`egs.core.errors.WriteError`, one line naming the file and the fix; its
 temporary file is removed and the previous file is left as it was.
+
+Reads of JSON a user can hand in (genotypes, run directories' records, a reproduction's state) go through
+:func:`read_json` / :func:`parse_json`: any failure to read, decode or parse (not UTF-8, malformed, nested too
+deeply for the parser, a number too long to convert, too large) is one :class:`JSONFileError`.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from egs.core.errors import WriteError
+from egs.core.errors import EGSError, WriteError
 
 
 @contextmanager
@@ -55,3 +59,46 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+MAX_JSON_BYTES = 64 * 2**20  # no JSON file egs reads is near this (a genotype is a few kB); larger is not one of ours
+
+
+class JSONFileError(EGSError):
+    """A JSON file (or text) that cannot be read as JSON; ``reason`` says why in words (no path), for callers that
+    frame it in their own sentence; the message is ``<source>: <reason>``."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source, self.reason = source, reason
+        super().__init__(f"{source}: {reason}")
+
+
+def parse_json(text: str | bytes, source: str = "<string>", what: str = "JSON file") -> Any:
+    """``text`` parsed as JSON; any failure is one :class:`JSONFileError` naming ``source`` and saying it is not a
+    valid ``what`` (bytes must be UTF-8)."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise JSONFileError(source, f"not a valid {what}: it is not UTF-8 text (byte {err.start} is "
+                                        f"{bytes(text)[err.start:err.start + 1]!r})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise JSONFileError(source, f"not a valid {what}: malformed JSON ({err})") from None
+    except RecursionError:
+        raise JSONFileError(source, f"not a valid {what}: its JSON is nested too deeply to read") from None
+    except ValueError as err:  # e.g. an integer of thousands of digits
+        raise JSONFileError(source, f"not a valid {what}: {str(err).split(';')[0]}") from None
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file", max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """The JSON value in the file at ``path``: :func:`parse_json` of its bytes. A file larger than ``max_bytes``
+    is refused before it is read; ``OSError`` (missing file, no permission) passes through to the caller."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise JSONFileError(str(path), f"not a valid {what}: {size:,} bytes, more than any {what} egs writes "
+                                       f"(at most {max_bytes:,})")
+    with open(path, "rb") as f:
+        return parse_json(f.read(max_bytes + 1), str(path), what)

@@ -80,19 +80,21 @@ def search_split(n: int, seed: int, portion: float = 0.5) -> tuple[torch.Tensor,
     return perm[:k].sort().values, perm[k:].sort().values
 
 
-def subset(indices: torch.Tensor, size: int, seed: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+def subset(indices: torch.Tensor, size: int, seed: int, labels: torch.Tensor | None = None,
+           what: str = "size", pool: str = "indices") -> torch.Tensor:
     """``size`` of ``indices``, chosen at random from ``seed`` and returned sorted.
 
     Without ``labels``: the first ``size`` of a seeded permutation. With ``labels`` (the dataset's
     label tensor, indexed by the values of ``indices``): class-balanced, i.e. the classes are taken
     round-robin from per-class seeded permutations, so class counts differ by at most one (unless a
-    class runs out). Either way, for a fixed seed a smaller subset is contained in a larger one.
+    class runs out). Either way, for a fixed seed a smaller subset is contained in a larger one. Errors name the
+    setting ``what`` (e.g. ``train_size``) and what ``pool`` the indices are (e.g. "images of the search's half").
     """
     indices = torch.as_tensor(indices).reshape(-1)
-    size = check_int(size, "size", 1, "ask for at least one image")
+    size = check_int(size, what, 1, "ask for at least one image")
     if size > len(indices):
-        raise EGSError(f"size={size} is larger than the {len(indices)} indices to choose from; "
-                       f"pass size <= {len(indices)}.")
+        raise EGSError(f"{what}={size} is more than the {len(indices)} {pool} to choose from; set {what} <= "
+                       f"{len(indices)}, or 0 for all of them.")
     perm = torch.randperm(len(indices), generator=_generator(seed, "subset"))
     if labels is not None:
         lab = torch.as_tensor(labels)[indices[perm]]

@@ -22,8 +22,9 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from egs.core.errors import EGSError
+from egs.core.errors import EGSError, WriteError
 from egs.core.files import write_json
+from egs.core.locks import exclusive
 
 MANIFEST = ".egs-fetch.json"
 
@@ -180,16 +181,27 @@ def fetch(name: str, root: str | os.PathLike | None = None, mirror: str | os.Pat
     """
     s = spec(name)
     folder = data_dir(root) / s.dirname
-    if not force and (folder / MANIFEST).is_file() and all((folder / f).is_file() for f in s.files):
+    if not force and _fetched(s, folder):
         return folder
     mirror = mirror if mirror is not None else os.environ.get("EGS_DATA_MIRROR") or None
-    if mirror is not None:
-        source = _from_mirror(s, Path(mirror).expanduser().resolve(), folder, copy, verify)
-    else:
-        source = _download(s, folder, verify, progress)
-    write_json(folder / MANIFEST, {"dataset": s.name, "source": source, "verified": verify,
-                                   "files": sorted(s.files)})
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WriteError(folder, err) from None
+    with exclusive(folder / ".fetch.lock"):  # one fetch into a folder at a time; a second waits, then finds it done
+        if not force and _fetched(s, folder):
+            return folder
+        if mirror is not None:
+            source = _from_mirror(s, Path(mirror).expanduser().resolve(), folder, copy, verify)
+        else:
+            source = _download(s, folder, verify, progress)
+        write_json(folder / MANIFEST, {"dataset": s.name, "source": source, "verified": verify,
+                                       "files": sorted(s.files)})
     return folder
+
+
+def _fetched(s: DatasetSpec, folder: Path) -> bool:
+    return (folder / MANIFEST).is_file() and all((folder / f).is_file() for f in s.files)
 
 
 def _from_mirror(s: DatasetSpec, mirror: Path, folder: Path, copy: bool, verify: bool) -> str:

@@ -113,7 +113,7 @@ class EpochLoop(ABC, metaclass=_ClosedOnFailure):
         self.saved_at: tuple[int, int] | None = None  # (epoch, step) of the checkpoint on disk; None: none yet
         self.sums: dict[str, float] = {}
         self._started = False
-        check_run_dir(self.dir, resume, self.record, self.dist.main)
+        check_run_dir(self.dir, resume, self.record, self.dist.main, kind=self.label)
 
     def start(self, model: nn.Module, stateful: Mapping[str, Any], forward: Callable[..., Any] | None = None) -> None:
         """Hand the loop its model, the stateful objects saved with it in every checkpoint, and the

@@ -18,7 +18,6 @@
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -26,7 +25,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from egs.core.errors import EGSError, warn
-from egs.core.files import write_json
+from egs.core.files import JSONFileError, read_json, write_json
+from egs.core.locks import lock_file
 from egs.engine.runlog import load_checkpoint
 
 NON_RESULT = ("device", "log_every", "tensorboard")  # settings that cannot change a run's results
@@ -63,24 +63,10 @@ class RunLock:
                 leftover.unlink(missing_ok=True)
 
     def _acquire(self) -> None:
-        import fcntl
-        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise EGSError(f"cannot lock the run directory {self.path} ({err.strerror}).") from None
-            if holder == str(os.getpid()):  # a run of this process (a notebook's earlier cell) that is still open
-                raise EGSError(f"the run directory {self.path} is in use by process {holder} (this process): a run "
-                               "built earlier is still open; run it, or call its close(), or choose another run "
-                               "directory.") from None
-            raise EGSError(f"the run directory {self.path} is in use by process {holder}; wait for it to finish "
-                           "or choose another run directory.") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
+        self._fd = lock_file(self.path / ".lock", f"run directory {self.path}",
+                             "wait for it to finish or choose another run directory",
+                             "a run built earlier is still open; run it, or call its close(), or choose another run "
+                             "directory")
 
     def release(self) -> None:
         if self._fd is not None:
@@ -96,9 +82,10 @@ def read_json_file(path: Path, what: str) -> dict[str, Any]:
     if not path.is_file():
         raise EGSError(f"cannot resume: {path} is missing, so the {what} is unknown; start a new run directory.")
     try:
-        value = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise EGSError(f"cannot resume: {path} is damaged ({err}); restore it, or start a new run directory.") from None
+        value = read_json(path, what)
+    except (JSONFileError, OSError) as err:
+        reason = err.reason if isinstance(err, JSONFileError) else err.strerror or str(err)
+        raise EGSError(f"cannot resume: {path} is damaged ({reason}); restore it, or start a new run directory.") from None
     if not isinstance(value, dict):
         raise EGSError(f"cannot resume: {path} is damaged (not a JSON object); restore it, or start a new run "
                        "directory.")
@@ -122,9 +109,14 @@ def read_or_restore(path: Path, what: str, copy: Callable[[], Any], write: bool 
     return kept
 
 
-def check_run_dir(path: Path, resume: bool, record: Mapping[str, Any], write: bool = True) -> None:
-    """Refuse to start over a run, to resume none, or to resume with other settings than the run's own
-    (``config.json``, restored from the checkpoint's copy if it is missing or damaged; ``write``: rank 0)."""
+_COMMANDS = {"search": "egs search", "nb201 search": "egs search --space nb201", "rnn search": "egs search --space rnn",
+             "train": "egs train", "lm train": "egs train --dataset ptb"}  # the command that starts each kind of run
+
+
+def check_run_dir(path: Path, resume: bool, record: Mapping[str, Any], write: bool = True, kind: str | None = None) -> None:
+    """Refuse to start over a run, to resume none, to resume another ``kind`` of run (a search run as a training,
+    by its ``run.json``) or with other settings than the run's own (``config.json``, restored from the
+    checkpoint's copy if it is missing or damaged; ``write``: rank 0)."""
     ckpt = path / "checkpoint.pt"
     if not resume:
         if ckpt.exists():
@@ -132,6 +124,14 @@ def check_run_dir(path: Path, resume: bool, record: Mapping[str, Any], write: bo
         return
     if not ckpt.exists():
         raise EGSError(f"cannot resume: {ckpt} does not exist; start the run without --resume.")
+    try:
+        theirs = read_json(path / "run.json", "run record").get("kind")
+    except (JSONFileError, OSError, AttributeError):  # damaged or lost: restored below from the checkpoint's copy
+        theirs = None
+    if kind is not None and theirs not in (None, kind):
+        how = _COMMANDS.get(theirs, "the command that started it")
+        raise EGSError(f"cannot resume {path} as a {kind} run: it is a {theirs} run (its run.json); resume it with "
+                       f"`{how} ... --resume --run-dir {path}`, or choose another run directory.")
     stored = result_settings(read_or_restore(path / "config.json", "run's settings",
                                              lambda: load_checkpoint(ckpt).get("record"), write))
     now = result_settings(record)

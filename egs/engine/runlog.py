@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from egs.core.errors import EGSError, WriteError, warn
-from egs.core.files import atomic_open, write_text
+from egs.core.files import JSONFileError, atomic_open, parse_json, write_text
 
 
 class MetricsLog:
@@ -39,8 +39,8 @@ class MetricsLog:
         records = []
         for number, line in enumerate(lines, 1):
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
+                records.append(parse_json(line, f"{self.path} line {number}", "metrics record"))
+            except JSONFileError:
                 if number < len(lines):
                     raise EGSError(f"{self.path} line {number} is not a JSON record; restore the file or start a "
                                    "new run directory.") from None

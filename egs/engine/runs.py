@@ -6,13 +6,12 @@ rebuilds the supernet from the checkpoint. :func:`derive` is what ``egs derive``
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from egs.arch.genotype import Genotype
 from egs.core.errors import EGSError, warn
-from egs.core.files import write_json
+from egs.core.files import JSONFileError, read_json, write_json
 from egs.engine.rundir import check_checkpoint
 from egs.engine.runlog import load_checkpoint
 from egs.engine.search import ArchitectureSearch, provenance
@@ -27,12 +26,12 @@ def _run_file(path: Path, what: str, kept: Any) -> dict[str, Any]:
     problem = "missing"
     if path.is_file():
         try:
-            value = json.loads(path.read_text())
+            value = read_json(path, what)
             if isinstance(value, dict):
                 return value
             problem = "damaged (not a JSON object)"
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            problem = f"damaged ({err})"
+        except (JSONFileError, OSError) as err:
+            problem = f"damaged ({err.reason if isinstance(err, JSONFileError) else err.strerror or err})"
     if isinstance(kept, dict):
         warn(f"{path} is {problem}; derive reads the checkpoint's copy of the {what} (resuming the run writes "
              "it back).")
@@ -65,6 +64,12 @@ def open_search_run(run_dir: str | Path) -> tuple[Any, type[ArchitectureSearch],
                        f"({err}); restore it from a copy of the run directory.") from None
     run_id = _run_file(run_dir / "run.json", "run's identity", state.get("run")).get("run_id")
     check_checkpoint(ckpt, state, run_id, stored, action="derive")
+    epoch, step = state.get("epoch", 0), state.get("step", 0)
+    if epoch < cfg.epochs:
+        where = f"step {step} of epoch {epoch + 1}" if step else f"the end of epoch {epoch}"
+        warn(f"{run_dir} is an unfinished search: its checkpoint is at {where} of {cfg.epochs}, so the cell comes "
+             f"from the architecture learned so far; to finish it, run the same `egs search` again with --resume "
+             f"--run-dir {run_dir}.")
     return cfg, loop, state
 
 

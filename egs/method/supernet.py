@@ -25,7 +25,7 @@ from egs.method.derivation import argmax_codes, check_rule, edge_codes, node_cod
 from egs.core.errors import EGSError
 from egs.arch.genotype import CellGenotype, Genotype
 from egs.method.sampler import ensemble_gumbel_softmax
-from egs.arch.space import ZERO, SearchSpace, get_space
+from egs.arch.space import ZERO, SearchSpace, check_n_nodes, get_space
 from egs.method.options import EFFECTIVENESS
 
 _TINY = 1e-12  # floor of p before its log: a relu credit can make p exactly zero
@@ -74,7 +74,7 @@ class EGSSupernet(nn.Module):
                  credits: Mapping[str, torch.Tensor] | None = None, effectiveness: str = "softmax") -> None:
         super().__init__()
         self.space = get_space(space)
-        self.n_nodes = self.space.n_nodes if n_nodes is None else n_nodes
+        self.n_nodes = self.space.n_nodes if n_nodes is None else check_n_nodes(n_nodes, self.space)
         self.M, self.tau, self.lam = check_M(M), check_tau(tau), check_lam(lam, "lambda")
         self.effectiveness = check_choice(effectiveness, "effectiveness", EFFECTIVENESS)
         E, K = len(self.space.edges(self.n_nodes)), self.space.K

@@ -28,6 +28,16 @@ def _int(minimum: int = 1) -> Callable[[object, str], int]:
     return lambda value, name: check_int(value, name, minimum)
 
 
+def _depth(minimum: int, maximum: int, paper: str) -> Callable[[object, str], int]:
+    """A network depth: building (and counting, egs.engine.memory) takes time per cell, so it is bounded first."""
+    def check(value: object, name: str) -> int:
+        n = check_int(value, name, minimum)
+        if n > maximum:
+            raise EGSError(f"{name}={n} is deeper than egs builds ({name} <= {maximum}; {paper}).")
+        return n
+    return check
+
+
 def _real(low: float | None = None, high: float | None = None, low_open: bool = False,
           high_open: bool = False) -> Callable[[object, str], float]:
     return lambda value, name: check_real(value, name, low, high, low_open, high_open)
@@ -74,13 +84,13 @@ FIELD_CHECKS: dict[str, Callable[[object, str], Any]] = {
     "space": _space, "rule": _choice(*DERIVATION_RULES), "select_candidates": _COUNT, "select_batches": _COUNT,
     "effectiveness": _choice(*EFFECTIVENESS), "arch_reg": _NONNEGATIVE, "tau_schedule": _choice(*TAU_SCHEDULES),
     # conv networks and images
-    "C": _COUNT, "layers": _int(3), "image_size": _int(8), "train_size": _SIZE, "val_size": _SIZE,
+    "C": _COUNT, "layers": _depth(3, 200, "DARTS's networks have 8 to 20 cells"), "image_size": _int(8), "train_size": _SIZE, "val_size": _SIZE,
     "test_size": _SIZE, "lr_min": _NONNEGATIVE, "momentum": _BETA, "channels_last": check_bool,
     "dataset": _choice(*get_family("conv").train), "schedule": _choice(*SCHEDULES), "poly_power": _POSITIVE,
     "auxiliary_weight": _NONNEGATIVE, "drop_path": _RATE, "cutout": _SIZE, "label_smoothing": _RATE,
     "workers": _SIZE, "compile": check_bool,
     # NAS-Bench-201 searches
-    "relaxation": _choice("egs", "darts"), "cells": _COUNT, "nesterov": check_bool, "best_seeds": _ints(0),
+    "relaxation": _choice("egs", "darts"), "cells": _depth(1, 100, "NAS-Bench-201 has 5 per stage"), "nesterov": check_bool, "best_seeds": _ints(0),
     "darts_seeds": _ints(0), "ranking_cells": _int(10), "arch_warmup": _SIZE,
     # language models
     "corpus": _choice(*get_family("rnn").train), "eval_batch_size": _COUNT, "bptt": _int(2), "emb": _COUNT,

@@ -37,11 +37,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from egs.core.checks import check_int
-from egs.core.errors import EGSError
-from egs.core.files import write_json, write_text
+from egs.core.errors import EGSError, warn
+from egs.core.files import JSONFileError, read_json, write_json, write_text
 from egs.core.paths import figures_dir, repo_root, results_dir
 from egs.profiles.experiments import settings
-from egs.profiles.fields import check_profile
+from egs.profiles.fields import FIELD_CHECKS, check_profile
+from egs.repro.guard import ReproductionLock, die_with_parent
 
 
 def _files(stems: Iterable[str], *suffixes: str) -> tuple[str, ...]:
@@ -148,6 +149,53 @@ def parse_param(item: str) -> tuple[str, str, Any]:
         return resolve_names([name])[0], key, value
 
 
+def _read_state(path: Path) -> dict[str, Any]:
+    """``reproduce.json``, or {} (with one warning) if it is missing or damaged: then nothing counts as complete."""
+    if not path.is_file():
+        return {}
+    try:
+        state = read_json(path, "reproduction record")
+    except (JSONFileError, OSError) as err:
+        warn(f"{path} is damaged ({getattr(err, 'reason', err)}); every selected notebook runs again (their "
+             "finished runs are reused).")
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+OWN_PARAMETERS = {"profile": "--profile", "figures_dir": "--figures", "tables_dir": "--results"}  # set by reproduce
+
+
+def check_param(notebook: str, key: str, value: Any, default: Any) -> Any:
+    """``value`` for the parameter ``key`` of ``notebook`` (declared with ``default``), checked before anything runs:
+    a setting's name is checked as the settings check it (:data:`egs.profiles.fields.FIELD_CHECKS`), any other
+    parameter against its default's type; one EGSError naming the notebook, the parameter and the expected type."""
+    if key in OWN_PARAMETERS:
+        raise EGSError(f"--param {notebook}:{key}=... is refused: {key} is set by the reproduction (give "
+                       f"{OWN_PARAMETERS[key]} instead), so that the summary states what each notebook ran with.")
+    if key in FIELD_CHECKS and value is not None:
+        try:
+            FIELD_CHECKS[key](value, key)
+        except EGSError as err:
+            raise EGSError(f"--param {notebook}:{key}: {err}") from None
+        return value
+    if default is None:
+        return value
+
+    def like(v: Any, d: Any) -> bool:  # v has d's type (an int passes for a float; a bool only for a bool)
+        kinds = (list, tuple) if isinstance(d, (list, tuple)) else (int, float) if type(d) is float else (type(d),)
+        return isinstance(v, kinds) and (isinstance(v, bool) == isinstance(d, bool))
+    ok = like(value, default)
+    if isinstance(default, (list, tuple)) and default:
+        ok = ok and all(like(v, default[0]) for v in value)
+        expected_text = f"a list of {type(default[0]).__name__} (like {list(default)!r})"
+    else:
+        expected_text = f"{type(default).__name__} (like {default!r})"
+    if not ok:
+        raise EGSError(f"--param {notebook}:{key}={value!r} must be {expected_text}, got {type(value).__name__}; "
+                       "numbers and lists are read as JSON, e.g. --param 01:seed=3 or --param 07:Ms=[1,4].")
+    return value
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -217,6 +265,8 @@ class _Plan:
         if unknown:
             raise EGSError(f"{self.source.name} has no parameter(s) {', '.join(unknown)}; its parameters cell "
                            f"declares {', '.join(declared)}.")
+        for key in extra:
+            check_param(step.name, key, params[key], declared[key])
         self.params = params
         self.values = {**declared, **params}
         # Inputs overridden by the caller (e.g. genotype=DARTS_V2) are not waited for.
@@ -243,13 +293,14 @@ class _Plan:
         return {"params": self.params, "source": _sha256(self.source),
                 "inputs": {k: _sha256(p) for k, p in self.inputs.items() if p.is_file()}}
 
-    def execute(self, jobs: int) -> tuple[int, float]:
-        """Run papermill in its own process; its output goes to the ``.log`` beside the executed copy."""
+    def execute(self, jobs: int, guard: ReproductionLock) -> tuple[int, float]:
+        """Run papermill in its own process, which dies with this one (:mod:`egs.repro.guard`); its output goes to
+        the ``.log`` beside the executed copy."""
         import yaml  # papermill's own dependency; its -y option reads YAML
 
         # Papermill's kernels are no JupyterLab session: without the session marker that a kernel or terminal of
         # JupyterLab passes on, egs.engine.progress.progress_style() gives one line per epoch ($EGS_PROGRESS still decides).
-        env = {k: v for k, v in os.environ.items() if k != "JPY_SESSION_NAME"}
+        env = guard.child_env({k: v for k, v in os.environ.items() if k != "JPY_SESSION_NAME"})
         if jobs > 1:  # one share of the cores per concurrent notebook, unless set (torch reads these at start)
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
             for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -260,9 +311,16 @@ class _Plan:
                    "--cwd", str(self.source.parent), "--no-progress-bar", "-y", yaml.safe_dump(self.params)]
         start = time.perf_counter()
         with open(self.log, "w") as log:
-            code = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                  env=env).returncode
+            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                            env=env, preexec_fn=die_with_parent)
+            code = self.process.wait()
         return code, time.perf_counter() - start
+
+    def stop(self) -> None:
+        """End a papermill run that is still going (its kernel follows within a second)."""
+        process = getattr(self, "process", None)
+        if process is not None and process.poll() is None:
+            process.terminate()
 
     def failure(self, code: int) -> str:
         """The failing cell (index in the notebook, first line, exception) and where to look."""
@@ -294,10 +352,10 @@ class _Run:
     """One reproduction: the plans of the selected notebooks, what became of each, and the state file."""
 
     def __init__(self, profile: str, layout: _Layout, plans: dict[str, _Plan], jobs: int, force: bool,
-                 echo: Callable[[str], None]) -> None:
-        self.profile, self.layout, self.plans = profile, layout, plans
+                 echo: Callable[[str], None], guard: ReproductionLock) -> None:
+        self.profile, self.layout, self.plans, self.guard = profile, layout, plans, guard
         self.jobs, self.force, self.echo = jobs, force, echo
-        self.state = json.loads(layout.state.read_text()) if layout.state.is_file() else {}
+        self.state = _read_state(layout.state)
         self.records = self.state.setdefault("notebooks", {})
         self.state["profile"] = profile
         self.outcomes: dict[str, Outcome] = {}
@@ -342,7 +400,7 @@ class _Run:
                                           str(plan.executed))
             return self.echo(f"reproduce: {name} complete, skipped (--force runs it again)")
         self.echo(f"reproduce: {name} started (profile {self.profile})")
-        self.running[pool.submit(plan.execute, self.jobs)] = name
+        self.running[pool.submit(plan.execute, self.jobs, self.guard)] = name
         self.records[name] = {"status": "running", "fingerprint": fingerprint}
 
     def finish(self, name: str, code: int, wall: float) -> None:
@@ -361,13 +419,20 @@ class _Run:
     def execute(self) -> None:
         """Run every plan, ``jobs`` at a time, each as soon as what it needs has settled."""
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            while len(self.outcomes) < len(self.plans):
-                for name in self.plans:
-                    if self.ready(name):
-                        self.launch(name, pool)
-                if self.running:
-                    for future in wait(self.running, return_when=FIRST_COMPLETED).done:
-                        self.finish(self.running.pop(future), *future.result())
+            try:
+                while len(self.outcomes) < len(self.plans):
+                    for name in self.plans:
+                        if self.ready(name):
+                            self.launch(name, pool)
+                    if self.running:
+                        for future in wait(self.running, return_when=FIRST_COMPLETED).done:
+                            self.finish(self.running.pop(future), *future.result())
+            except BaseException as stop:  # Ctrl-C, SIGTERM: the notebooks still running end with the command
+                for name in self.running.values():
+                    self.plans[name].stop()
+                    self.settle(name, "failed", f"stopped with the reproduction ({str(stop) or type(stop).__name__})")
+                    self.records[name]["status"] = "failed"
+                raise
 
 
 def reproduce(profile: str = "cpu", only: Iterable[str] | None = None, jobs: int = 1, force: bool = False,
@@ -387,15 +452,19 @@ def reproduce(profile: str = "cpu", only: Iterable[str] | None = None, jobs: int
     for name, params in (extra or {}).items():
         given.setdefault(resolve_names([name])[0], {}).update(params)
     selected = resolve_names(only) if only else [s.name for s in STEPS]
-    fetch_datasets(sorted({d for name in selected for d in STEP[name].datasets}), echo)
-    run = _Run(profile, layout, {name: _Plan(STEP[name], layout, given.get(name, {})) for name in selected},
-               jobs, force, echo)
-    start = time.perf_counter()
+    plans = {name: _Plan(STEP[name], layout, given.get(name, {})) for name in selected}  # checked before anything runs
+    guard = ReproductionLock(layout.results, layout.figures, echo)
     try:
-        run.execute()
+        fetch_datasets(sorted({d for name in selected for d in STEP[name].datasets}), echo)
+        run = _Run(profile, layout, plans, jobs, force, echo, guard)
+        start = time.perf_counter()
+        try:
+            run.execute()
+        finally:
+            write_json(layout.state, run.state)
+            summary = write_summary(layout, run.outcomes, run.records)
     finally:
-        write_json(layout.state, run.state)
-        summary = write_summary(layout, run.outcomes, run.records)
+        guard.release()
     ok = sum(o.status in OK for o in run.outcomes.values())
     echo(f"reproduce: {ok}/{len(run.outcomes)} notebooks ok in {_duration(time.perf_counter() - start)}; "
          f"summary in {summary}")

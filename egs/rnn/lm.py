@@ -39,8 +39,15 @@ class Carried:
         self.value = state[:, distributed.shard(state.shape[1], self.ctx)].to(self.value.device)
 
 
+_TOKENS = {"train": "train_tokens", "valid": "val_tokens", "test": "test_tokens"}  # the setting that sizes each split
+
+
 def _stream(corpus: Corpus, split: str, tokens: int, batch_size: int, device: torch.device) -> torch.Tensor:
     data = corpus.split(split)
+    if tokens > len(data):
+        what = _TOKENS.get(split, "tokens")
+        raise EGSError(f"{what}={tokens} is more than the {len(data)} tokens of the {split} split; set {what} <= "
+                       f"{len(data)}, or 0 for all of them.")
     return batchify(data[:tokens] if tokens else data, batch_size, device)
 
 

@@ -15,6 +15,7 @@ import torch
 
 from egs.data.corpus import get_batch
 from egs.engine import distributed
+from egs.engine.memory import allocate_network
 from egs.engine.search import ArchitectureSearch, mean_active_ops
 from egs.engine.search import batch_statistics
 from egs.method.diagnostics import alpha_zero_genotype, normalised_entropy
@@ -44,7 +45,8 @@ class RNNSearch(ArchitectureSearch):
         self.data = d = LMData(cfg, self.dist, self.device, data_root)
         self.search_val = d.stream("valid", cfg.val_tokens, cfg.batch_size)[:, distributed.shard(cfg.batch_size, self.dist)]
         torch.manual_seed(cfg.seed)
-        m = _supernet(cfg, d.ntoken).to(self.device)
+        m = allocate_network(lambda: _supernet(cfg, d.ntoken), self.device, cfg, "recurrent search network",
+                             fix="lower emb (--set emb=...)", key=("rnn search", cfg.space, cfg.emb, d.ntoken))
         w_opt = torch.optim.SGD(m.weight_parameters(), d.lr, weight_decay=cfg.weight_decay)
         self.hidden = Carried(m.init_hidden(d.local_batch), self.dist)
         forward = distributed.wrap(m, self.dist, self.device, sparse=True)  # DDP: codes switch ops off

@@ -18,6 +18,7 @@ from egs.arch.space import get_space
 from egs.core.errors import EGSError
 from egs.core.files import write_json
 from egs.engine import distributed
+from egs.engine.memory import allocate_network
 from egs.engine.loop import EpochLoop
 from egs.profiles.experiments import LMTrainSettings
 from egs.rnn.lm import Carried, LMData, lm_loss, perplexity
@@ -88,8 +89,11 @@ class LMTrainer(EpochLoop):
         self.data = d = LMData(cfg, self.dist, self.device, data_root, variable_bptt=True)
         self.test = d.stream("test", cfg.test_tokens, cfg.eval_batch_size)
         torch.manual_seed(cfg.seed)
-        model = RNNModel(d.ntoken, cfg.emb, cfg.emb, genotype, dropout=cfg.dropout, dropouth=cfg.dropouth,
-                         dropoutx=cfg.dropoutx, dropouti=cfg.dropouti, dropoute=cfg.dropoute).to(self.device)
+        model = allocate_network(lambda: RNNModel(d.ntoken, cfg.emb, cfg.emb, genotype, dropout=cfg.dropout,
+                                                  dropouth=cfg.dropouth, dropoutx=cfg.dropoutx, dropouti=cfg.dropouti,
+                                                  dropoute=cfg.dropoute),
+                                 self.device, cfg, "language model", fix="lower emb (--set emb=...)",
+                                 key=("lm train", genotype, cfg.emb, d.ntoken))
         self.opt = NTASGD(list(model.parameters()), d.lr, cfg.weight_decay, cfg.nonmono)
         self.hidden = Carried(model.init_hidden(d.local_batch), self.dist)
         self.start(model, {"opt": self.opt, "hidden": self.hidden}, distributed.wrap(model, self.dist, self.device))
