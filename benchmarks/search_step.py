@@ -60,6 +60,7 @@ class Config:
     seed: int
     amp: bool = False
     dense: bool = False  # pairs: also time the dense step against EGS
+    image_size: int = 32  # the cpu profile searches 16 px images
 
     @property
     def name(self) -> str:
@@ -118,7 +119,7 @@ def _setup(cfg: Config):
     if cfg.amp and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     data = torch.Generator(device=device).manual_seed(cfg.seed)
-    x = torch.randn(cfg.batch, 3, 32, 32, device=device, generator=data)
+    x = torch.randn(cfg.batch, 3, cfg.image_size, cfg.image_size, device=device, generator=data)
     y = torch.randint(0, 10, (cfg.batch,), device=device, generator=data)
     return device, model, precision, x, y
 
@@ -253,6 +254,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 64])
     p.add_argument("--C", type=int, default=16)
     p.add_argument("--layers", type=int, default=8)
+    p.add_argument("--image-size", type=int, default=32, help="square input images (the cpu profile: 16)")
     p.add_argument("--Ms", type=int, nargs="+", default=[1, 4, 7])
     p.add_argument("--pairs", type=int, default=20, help="timed EGS/child pairs per M (default 20)")
     p.add_argument("--dense-Ms", type=int, nargs="*", default=[7],
@@ -277,7 +279,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def run_batch(batch: int, args: argparse.Namespace, device: str, threads: int) -> dict[str, Any]:
     """The paired timings (one process per M) and the isolated memory runs of one batch size."""
     common = dict(batch=batch, C=args.C, layers=args.layers, device=device, threads=threads, seed=args.seed,
-                  amp=args.amp)
+                  amp=args.amp, image_size=args.image_size)
     pairs = {}
     for M in args.Ms:
         print(f"  batch {batch}: timing EGS/child pairs, M={M} ...", file=sys.stderr, flush=True)
@@ -301,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     threads = args.threads or torch.get_num_threads()
     name = torch.cuda.get_device_name(0) if device == "cuda" else f"cpu ({os.cpu_count()} cores)"
     print(f"device {device}: {name} | torch {torch.__version__} | threads {threads} | C={args.C} "
-          f"layers={args.layers} Ms={args.Ms} pairs={args.pairs}{' | amp' if args.amp and device == 'cuda' else ''}")
+          f"layers={args.layers} {args.image_size}px Ms={args.Ms} pairs={args.pairs}{' | amp' if args.amp and device == 'cuda' else ''}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if device == "cpu" and load + threads > (os.cpu_count() or 1):
         print(f"warning: load average {load:.1f} + {threads} threads > {os.cpu_count()} cores: timings are noisy")
