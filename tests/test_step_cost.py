@@ -137,3 +137,31 @@ def test_the_work_ratio_counts_dense_and_sampled_networks_alike():
     from benchmarks.work_ratio import work_ratios
     assert work_ratios(C=4, layers=3, M=200, pairs=2) == [1.0, 1.0]
     assert all(r > 2 for r in work_ratios(C=4, layers=3, M=1, pairs=3))
+
+
+def test_picking_every_gate_in_one_indexing_op_changes_no_bit(monkeypatch):
+    """The cell picks the code values of the ops that run in one indexing op (Cell._gates); weights, alpha and
+    every gradient equal, bit for bit, those of the per-op ``weights[e, k]`` it replaced (overhead only)."""
+    from egs.conv.network import Cell
+
+    def per_op(self, weights, active):
+        return {(e, name): weights[e, self.index[name]] for e, ops in enumerate(self.ops)
+                for name in (ops.keys() if active is None else active[e])}
+
+    def steps():
+        torch.manual_seed(0)
+        model = Supernet(4, 10, 5, M=7).train()
+        opt = torch.optim.SGD(model.parameters(), 0.1, momentum=0.9)
+        x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
+        for i in range(3):
+            opt.zero_grad()
+            F.cross_entropy(model(x, codes=model.sample(torch.Generator().manual_seed(i))), y).backward()
+            grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+            opt.step()
+        return grads, list(model.state_dict().values())
+
+    batched = steps()
+    monkeypatch.setattr(Cell, "_gates", per_op)
+    reference = steps()
+    assert all(torch.equal(a, b) for a, b in zip(batched[0], reference[0])) and len(batched[0]) == len(reference[0])
+    assert all(torch.equal(a, b) for a, b in zip(batched[1], reference[1]))

@@ -84,6 +84,17 @@ class Cell(nn.Module):
             for i, j in self.edges)
         self.C = C
 
+    def _gates(self, weights: torch.Tensor, active: Sequence[Sequence[str]] | None) -> dict[tuple[int, str], torch.Tensor]:
+        """The code value of every op that runs, ``(edge, op name) -> 0-d tensor``, picked from ``weights`` (E, K) in
+        one indexing op per cell (one autograd node, not two per op): at small sizes the per-op selects and their
+        backward passes were most of what an EGS step costs over its fixed child (benchmarks/README.md)."""
+        keys = [(e, name) for e, ops in enumerate(self.ops) for name in (ops.keys() if active is None else active[e])]
+        if not keys:
+            return {}
+        rows = torch.tensor([e for e, _ in keys], device=weights.device)
+        cols = torch.tensor([self.index[name] for _, name in keys], device=weights.device)
+        return dict(zip(keys, weights[rows, cols].unbind(0)))
+
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor | None = None,
                 active: Sequence[Sequence[str]] | None = None, drop_prob: float = 0.0,
                 hard: bool = False) -> torch.Tensor:
@@ -98,6 +109,7 @@ class Cell(nn.Module):
                 instead of being multiplied in.
         """
         states: list[torch.Tensor | None] = [self.pre0(s0), self.pre1(s1)]
+        gates = self._gates(weights, active) if hard and weights is not None else None
         e = 0
         for j in range(2, self.n_nodes):
             node = None
@@ -110,7 +122,7 @@ class Cell(nn.Module):
                     if weights is None:
                         out = op(x)
                     elif hard:
-                        out = gated_op(op, x, weights[e, self.index[name]])
+                        out = gated_op(op, x, gates[e, name])
                     else:
                         out = op(x) * weights[e, self.index[name]]
                     if drop_prob > 0 and self.training and not isinstance(op, Identity):
