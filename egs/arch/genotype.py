@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +62,7 @@ class CellGenotype:
             if isinstance(names, (str, Mapping)) or not isinstance(names, Iterable):
                 raise EGSError(f"ops of edge ({i}, {j}) must be a list or set of op names, got {names!r}.")
             names = [check_op(name, self.space) for name in names]
-            twice = sorted({name for name in names if names.count(name) > 1})
+            twice = sorted(name for name, n in Counter(names).items() if n > 1)  # linear: a hostile list can be long
             if twice:
                 raise EGSError(f"edge ({i}, {j}) lists {', '.join(twice)} more than once; an op is on an edge or "
                                "not, so list each op once.")

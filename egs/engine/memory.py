@@ -83,7 +83,7 @@ def _too_big(what: str, sizes: str, need: str, have: str, fix: str) -> EGSError:
     return EGSError(f"the {what} at {sizes} does not fit: {need}, and this machine has {have}; {fix}.")
 
 
-_COUNTED: dict[Any, int | None] = {}  # network bytes by the caller's key: a second build of one network is not recounted
+_COUNTED: dict[Any, int | None] = {}  # network bytes by the caller's key: one network is counted once per process
 
 
 def allocate_network(factory: Callable[[], nn.Module], device: torch.device, settings: Mapping[str, Any] | Any,
@@ -95,26 +95,26 @@ def allocate_network(factory: Callable[[], nn.Module], device: torch.device, set
     (default: ``factory``); ``key`` (hashable: everything the network's size depends on) lets a process count each
     network once (counting costs about one more build)."""
     sizes = _sizes(settings)
-    if key is None or key not in _COUNTED:
-        counted = network_bytes(count or factory)
-        if key is None:
-            weights = counted
-        else:
-            weights = _COUNTED[key] = counted
+    if key is None:
+        weights = network_bytes(count or factory)
     else:
+        if key not in _COUNTED:
+            _COUNTED[key] = network_bytes(count or factory)
         weights = _COUNTED[key]
     free = available_bytes(device)
     if weights is not None and free is not None and weights * TRAINING_COPIES > free:
-        raise _too_big(what, sizes, f"its parameters and buffers take {human_bytes(weights)}, about "
-                       f"{human_bytes(weights * TRAINING_COPIES)} to train", f"{human_bytes(free)} free on {device}", fix)
+        need = (f"its parameters and buffers take {human_bytes(weights)}, about "
+                f"{human_bytes(weights * TRAINING_COPIES)} to train")
+        raise _too_big(what, sizes, need, f"{human_bytes(free)} free on {device}", fix)
     try:
         return factory().to(device)
     except (MemoryError, RuntimeError) as err:  # torch.OutOfMemoryError (CUDA) is a RuntimeError too
         text = str(err)
         if not isinstance(err, (MemoryError, torch.OutOfMemoryError)) and "allocate" not in text:
             raise
-        asked = re.search(r"allocate (\d+) bytes", text) or re.search(r"allocate ([\d.]+ [KMGTP]iB)", text)
-        need = (f"one of its tensors alone takes {human_bytes(int(asked.group(1)))}" if asked and asked.group(1).isdigit()
-                else f"one of its tensors alone takes {asked.group(1)}" if asked else "it ran out of memory")
+        in_bytes = re.search(r"allocate (\d+) bytes", text)  # the CPU allocator's wording
+        in_units = re.search(r"allocate ([\d.]+ [KMGTP]iB)", text)  # CUDA's
+        asked = human_bytes(int(in_bytes.group(1))) if in_bytes else in_units.group(1) if in_units else None
+        need = f"one of its tensors alone takes {asked}" if asked else "it ran out of memory"
         raise _too_big(what, sizes, need, f"{human_bytes(free) if free is not None else 'less'} free on {device}",
                        fix) from None

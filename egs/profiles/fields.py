@@ -69,6 +69,8 @@ def _device(value: object, name: str) -> str:
 
 _POSITIVE, _COUNT, _SIZE = _real(0.0, low_open=True), _int(1), _int(0)  # > 0; >= 1; >= 0 (0: everything)
 _RATE, _NONNEGATIVE, _BETA = check_rate, _real(0.0), _real(0.0, 1.0, high_open=True)
+_LAYERS = _depth(3, 200, "DARTS's networks have 8 to 20 cells")
+_CELLS = _depth(1, 100, "NAS-Bench-201 has 5 per stage")
 
 # The type and range of every setting, by name (a name means the same thing in every experiment).
 FIELD_CHECKS: dict[str, Callable[[object, str], Any]] = {
@@ -84,13 +86,13 @@ FIELD_CHECKS: dict[str, Callable[[object, str], Any]] = {
     "space": _space, "rule": _choice(*DERIVATION_RULES), "select_candidates": _COUNT, "select_batches": _COUNT,
     "effectiveness": _choice(*EFFECTIVENESS), "arch_reg": _NONNEGATIVE, "tau_schedule": _choice(*TAU_SCHEDULES),
     # conv networks and images
-    "C": _COUNT, "layers": _depth(3, 200, "DARTS's networks have 8 to 20 cells"), "image_size": _int(8), "train_size": _SIZE, "val_size": _SIZE,
+    "C": _COUNT, "layers": _LAYERS, "image_size": _int(8), "train_size": _SIZE, "val_size": _SIZE,
     "test_size": _SIZE, "lr_min": _NONNEGATIVE, "momentum": _BETA, "channels_last": check_bool,
     "dataset": _choice(*get_family("conv").train), "schedule": _choice(*SCHEDULES), "poly_power": _POSITIVE,
     "auxiliary_weight": _NONNEGATIVE, "drop_path": _RATE, "cutout": _SIZE, "label_smoothing": _RATE,
     "workers": _SIZE, "compile": check_bool,
     # NAS-Bench-201 searches
-    "relaxation": _choice("egs", "darts"), "cells": _depth(1, 100, "NAS-Bench-201 has 5 per stage"), "nesterov": check_bool, "best_seeds": _ints(0),
+    "relaxation": _choice("egs", "darts"), "cells": _CELLS, "nesterov": check_bool, "best_seeds": _ints(0),
     "darts_seeds": _ints(0), "ranking_cells": _int(10), "arch_warmup": _SIZE,
     # language models
     "corpus": _choice(*get_family("rnn").train), "eval_batch_size": _COUNT, "bptt": _int(2), "emb": _COUNT,
