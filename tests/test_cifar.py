@@ -31,6 +31,27 @@ def test_load(data_root, train):
     assert test_images.shape == (10000, 3, 32, 32) and len(test_labels) == 10000
 
 
+def test_load_reads_exactly_torchvisions_arrays_without_importing_it(data_root, train):
+    """The batch files read directly give torchvision's dataset bit for bit (its HWC array, channel-major here)."""
+    import numpy as np
+    from egs.data.fetch import cifar10
+    for ours, ds in ((train, cifar10(train=True, root=data_root)),
+                     (load_cifar10(False, root=data_root), cifar10(train=False, root=data_root))):
+        assert np.array_equal(ours[0].permute(0, 2, 3, 1).numpy(), ds.data)
+        assert ours[1].tolist() == list(ds.targets)
+
+
+def test_load_names_a_damaged_batch_file(data_root, tmp_path):
+    import shutil
+    folder = tmp_path / "cifar10"
+    shutil.copytree(data_root / "cifar10", folder, symlinks=True)  # links: no 180 MB copy
+    batch = folder / "cifar-10-batches-py" / "test_batch"
+    batch.unlink()
+    batch.write_bytes(b"\x80\x04not a pickle")
+    with pytest.raises(EGSError, match=r"test_batch is damaged \(\w+\); fetch it again"):
+        load_cifar10(False, root=tmp_path)
+
+
 def test_search_split():
     a, b = search_split(50000, seed=0)
     assert len(a) == len(b) == 25000

@@ -165,3 +165,17 @@ def test_picking_every_gate_in_one_indexing_op_changes_no_bit(monkeypatch):
     reference = steps()
     assert all(torch.equal(a, b) for a, b in zip(batched[0], reference[0])) and len(batched[0]) == len(reference[0])
     assert all(torch.equal(a, b) for a, b in zip(batched[1], reference[1]))
+
+
+def test_the_training_benchmark_pairs_two_checkouts_and_adds_up_its_phases(data_root, capsys):
+    """benchmarks/train_time.py at smoke, this checkout against itself: the same errors on both sides, phases that
+    add up to the measured total."""
+    from benchmarks.train_time import PHASES, ROOT, main
+    out = main(["--baseline", ROOT, "--profile", "smoke", "--threads", "1", "--seeds", "0", "--data", str(data_root)])
+    (res,) = out["results"]
+    (base,), (cur,) = res["runs"]["baseline"], res["runs"]["current"]
+    assert base["test_top1_err"] == cur["test_top1_err"] and base["threads"] == cur["threads"] == 1
+    for run in (base, cur):
+        assert set(run["phases_s"]) == set(PHASES) and run["phases_s"]["forward"] > 0
+        assert sum(run["phases_s"].values()) == pytest.approx(run["total_s"])
+    assert res["speedup"]["pairs"] == 1 and "speed-up baseline / current" in capsys.readouterr().out

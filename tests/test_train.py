@@ -31,6 +31,22 @@ def test_short_training_lowers_the_loss(tmp_path, data_root):
     assert summary["params"] == summary["params_with_aux"]  # no auxiliary tower at smoke
 
 
+def test_evaluation_batches_change_the_speed_only(tmp_path, data_root):
+    """Evaluation runs in EVAL_BATCH batches, channels-last on CPU (benchmarks/README.md): the same errors as the
+    training batch size in NCHW, and the same loss up to float rounding."""
+    from egs.conv.train import EVAL_BATCH
+    from egs.data.cifar import TensorBatches
+    run = Trainer(SMOKE, DARTS_V2, tmp_path / "run", data_root=data_root, progress=False)
+    run.run()
+    assert run.test.batch_size == EVAL_BATCH and run.test.channels_last
+    fast = run.evaluate("test")
+    run.test = TensorBatches(run.test.images, run.test.labels, SMOKE.batch_size, augment=False, drop_last=False,
+                             seed=SMOKE.seed)
+    plain = run.evaluate("test")
+    assert fast["test_top1_err"] == plain["test_top1_err"] and fast["test_top5_err"] == plain["test_top5_err"]
+    assert fast["test_loss"] == pytest.approx(plain["test_loss"], rel=1e-5)
+
+
 def test_resume_equals_uninterrupted(tmp_path, data_root):
     cfg = dataclasses.replace(SMOKE, drop_path=0.2)  # drop-path draws random masks: resume must restore them too
     g = random_genotype("conv", 3, M=4)
