@@ -128,6 +128,27 @@ def test_drop_path_acts_only_in_training():
     assert not torch.allclose(a, train_clean) and not torch.allclose(a, net(x))
 
 
+def test_drop_path_in_place_is_the_out_of_place_formula_bit_for_bit(monkeypatch):
+    """drop_path scales an op's output in place (as DARTS does): the same logits and gradients as ``x * mask / keep``."""
+    import egs.conv.network as network
+
+    def step():
+        torch.manual_seed(0)
+        net = Network(8, 10, 5, DARTS_V2, auxiliary=True).train()
+        net.drop_prob = 0.3
+        logits, aux = net(torch.randn(8, 3, 32, 32), with_aux=True)
+        (logits.logsumexp(1).sum() + aux.square().sum()).backward()
+        return [logits.detach(), aux.detach()] + [p.grad for p in net.parameters()]
+
+    fast = step()
+
+    def out_of_place(x, drop_prob):
+        keep = 1.0 - drop_prob
+        return x * torch.empty(x.shape[0], 1, 1, 1, dtype=x.dtype).bernoulli_(keep) / keep
+    monkeypatch.setattr(network, "drop_path", out_of_place)
+    assert all(torch.equal(a, b) for a, b in zip(fast, step(), strict=True))
+
+
 def test_drop_path_spares_identity_ops():
     skip = darts_cell([("skip_connect", 0), ("skip_connect", 1)] * 4, [2, 3, 4, 5])
     cell = Network(4, 10, 3, Genotype(skip, DARTS_V2.reduce)).train().cells[0]

@@ -54,10 +54,15 @@ N_NODES = 6  # two inputs + four intermediate nodes (the paper's n = 7 also coun
 
 
 def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
-    """Zero whole samples with probability ``drop_prob`` and rescale the rest (DARTS drop-path)."""
+    """Zero whole samples with probability ``drop_prob`` and rescale the rest (DARTS drop-path), in place.
+
+    ``x`` is an op's fresh output, which no backward pass keeps (BatchNorm and pooling keep their inputs;
+    autograd would refuse otherwise), so it is scaled in place as DARTS does, without two full-size
+    temporaries; ``x / keep * mask`` is ``x * mask / keep`` bit for bit (the mask is 0 or 1; tests/test_cnn.py).
+    """
     keep = 1.0 - drop_prob
     mask = torch.empty(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(keep)
-    return x * mask / keep
+    return x.div_(keep).mul_(mask)
 
 
 class Cell(nn.Module):
