@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,11 +88,6 @@ def _spawn(spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _median(values: Sequence[float]) -> float:
-    v = sorted(values)
-    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
-
-
 def measure(args: argparse.Namespace, threads: int) -> dict[str, Any]:
     """The pairs at ``threads`` threads: one per seed, who goes first alternating."""
     from search_step import paired_ratio  # imports egs: never in a worker, which imports the egs it is given
@@ -104,7 +100,7 @@ def measure(args: argparse.Namespace, threads: int) -> dict[str, Any]:
                                       "data": args.data, "profile": args.profile}) | {"seed": seed})
             print(f"  {threads} thread(s), seed {seed}, {side}: {runs[side][-1]['total_s']:.1f} s", flush=True)
     speedup = paired_ratio([r["total_s"] for r in runs["baseline"]], [r["total_s"] for r in runs["current"]])
-    breakdown = {side: {p: _median([r["phases_s"][p] for r in rs]) for p in PHASES} for side, rs in runs.items()}
+    breakdown = {side: {p: statistics.median([r["phases_s"][p] for r in rs]) for p in PHASES} for side, rs in runs.items()}
     return {"threads": threads, "runs": runs, "speedup": speedup, "breakdown": breakdown,
             "verdict": "PASS" if speedup["low"] >= SPEEDUP_TARGET else "MISS"}
 
