@@ -190,7 +190,7 @@ def _print(result: dict[str, Any]) -> None:
     peaks = result["peak_bytes"]
     if peaks:
         ratio = peaks["egs"] / max(peaks["peer"], 1)
-        print(f"  peak MB: " + ", ".join(f"{side} {b / 2**20:.1f}" for side, b in peaks.items())
+        print("  peak MB: " + ", ".join(f"{side} {b / 2**20:.1f}" for side, b in peaks.items())
               + f"; egs / peer {ratio:.3f} {'PASS' if ratio <= MEMORY_TARGET else 'MISS'}")
 
 

@@ -82,9 +82,10 @@ def test_profile_defaults_in_the_help_are_the_profiles_values():
     helps = {(command, action.dest): text for command, action, text in _help_texts()}
     lam = helps[("egs search", "lam")]
     conv = [profiles.settings("search", p).lam for p in PROFILES]
-    rnn = {profiles.settings("rnn_search", p).lam for p in PROFILES}
-    assert conv == [0.5, 1.0, 0.5] and rnn == {1.0}  # what the text below must then say
-    assert "conv 0.5 at smoke, 1.0 at cpu, 0.5 at paper; rnn/nb201 1.0" in lam and "paper: 0.5" not in lam
+    rnn = [profiles.settings("rnn_search", p).lam for p in PROFILES]
+    assert conv == [0.5, 1.0, 0.5] and rnn == [1.0, 1.0, 0.5]  # what the text below must then say
+    assert "conv 0.5 at smoke, 1.0 at cpu, 0.5 at paper; rnn 1.0 at smoke, 1.0 at cpu, 0.5 at paper; nb201 1.0" in lam
+    assert "paper: 0.5" not in lam
     assert "conv 7; rnn/nb201 4" in helps[("egs search", "M")]
     assert "2 at smoke, 4 at cpu, 50 at paper" in helps[("egs search", "epochs")]
     from egs.repro.reproduce import _Layout, figures_dir

@@ -92,6 +92,48 @@ def test_ntasgd_switches_when_validation_stops_improving_and_averages():
     assert restored.kind == "asgd" and restored.history == opt.history
 
 
+def test_tar_reaches_the_weight_loss_only_and_the_test_stream_follows_test_batch_size(tmp_path, data_root,
+                                                                                       monkeypatch):
+    import egs.rnn.search as search
+    import egs.rnn.train as train
+    from egs.rnn.lm import lm_loss
+    betas = []
+
+    def spy(*args, tar_beta=0.0, **kw):
+        betas.append(tar_beta)
+        return lm_loss(*args, tar_beta=tar_beta, **kw)
+    monkeypatch.setattr(search, "lm_loss", spy)
+    run = RNNSearch(dataclasses.replace(SEARCH, mode="bilevel", tar_beta=0.01), tmp_path / "s", data_root=data_root,
+                    progress=False)
+    run.begin_epoch()
+    run.train_step(next(iter(run.batches(0, 0))))
+    assert betas == [0.0, 0.01]  # DARTS: alpha's search-val loss has no TAR (rnn/architect.py), the weights' has
+    monkeypatch.setattr(train, "lm_loss", spy)
+    betas.clear()
+    trainer = LMTrainer(dataclasses.replace(TRAIN, tar_beta=0.02, test_batch_size=3), DARTS_V2_RNN, tmp_path / "t",
+                        data_root=data_root, progress=False)
+    trainer.begin_epoch()
+    trainer.train_step(next(iter(trainer.batches(0, 0))))
+    assert betas == [0.02] and trainer.test.shape[1] == 3 and trainer.data.val.shape[1] == TRAIN.eval_batch_size
+    paper, cpu = settings("lm_train_ptb", "paper"), settings("lm_train_ptb", "cpu")
+    assert (paper.test_batch_size, paper.tar_beta, cpu.test_batch_size, cpu.tar_beta) == (1, 1e-3, 10, 0.0)
+    for bad in (dict(test_batch_size=0), dict(tar_beta=-1.0)):
+        with pytest.raises(EGSError, match=next(iter(bad))):
+            dataclasses.replace(TRAIN, **bad)
+
+
+def test_rnn_search_mixes_the_efficiency_credit_at_the_papers_lambda():
+    from egs.rnn.search import _supernet
+    from egs.rnn.supernet import efficiency_credit
+    profiles = [settings("rnn_search", p) for p in ("smoke", "cpu", "paper")]
+    assert [(c.lam, c.tar_beta) for c in profiles] == [(1.0, 0.0), (1.0, 0.0), (0.5, 1e-3)]  # cpu as validated
+    model = _supernet(dataclasses.replace(SEARCH, lam=0.5), 30)
+    credit = efficiency_credit("rnn", SEARCH.emb)
+    assert torch.equal(model.credit_normal, credit.expand(36, 5))
+    want = 0.5 * torch.softmax(model.alpha_normal, -1) + 0.5 * credit
+    assert torch.allclose(model.probabilities()["normal"], want)
+
+
 def test_lm_trainer_rejects_a_conv_genotype(tmp_path, data_root):
     from egs.arch.published import DARTS_V2
     with pytest.raises(EGSError, match="recurrent-family genotype, got space .conv."):

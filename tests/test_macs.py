@@ -1,6 +1,8 @@
 """Multiply-add counting: hand-computed values, DARTS's networks, the ImageNet channel fit."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn as nn
@@ -8,7 +10,7 @@ import torch.nn as nn
 from egs.conv.network import Cell, Network, NetworkImageNet
 from egs.core.errors import EGSError
 from egs.arch.published import DARTS_V1, DARTS_V2
-from egs.conv.macs import count_macs, fit_channels, imagenet_macs
+from egs.conv.macs import count_macs, fit_channels, fit_width, imagenet_macs, width_fitted
 from egs.conv.ops import conv_op_flops
 from egs.arch.space import CONV_OPS
 
@@ -112,6 +114,34 @@ def test_fit_channels_returns_the_largest_even_c_under_the_budget():
 def test_fit_channels_rejects_bad_arguments(kwargs, match):
     with pytest.raises(EGSError, match=match):
         fit_channels(DARTS_V2, **kwargs)
+
+
+def test_fit_width_gives_the_paper_imagenet_training_the_widest_c_under_600m():
+    """The paper's 600M budget (Sec. 4.1.3): DARTS_V2 fits C = 50 (573,472,800 multiply-adds); C = 52 exceeds it,
+    and C = 51 cannot be built (the stem halves C)."""
+    from egs.profiles.experiments import settings
+    cfg = settings("train_imagenet", "paper")
+    assert cfg.max_madds == 600_000_000 and not width_fitted(DARTS_V2, cfg)
+    fitted = fit_width(DARTS_V2, cfg)
+    assert fitted == dataclasses.replace(cfg, C=50) and width_fitted(DARTS_V2, fitted)
+    assert imagenet_macs(DARTS_V2, 50).total == 573_472_800 <= cfg.max_madds < imagenet_macs(DARTS_V2, 52).total
+    with pytest.raises(EGSError, match="C=51 is odd"):
+        imagenet_macs(DARTS_V2, 51)
+    exact = dataclasses.replace(cfg, max_madds=MACS[("imagenet", "DARTS_V2")])  # at most: C = 48's own count fits
+    assert fit_width(DARTS_V2, exact).C == 48
+    for off in (settings("train_imagenet", "smoke"), settings("train_imagenet", "cpu"),
+                settings("train_cifar", "paper")):
+        assert off.max_madds == 0 and fit_width(DARTS_V2, off) is off and width_fitted(DARTS_V2, off)
+
+
+@pytest.mark.parametrize("change,match", [
+    (dict(max_madds=1_000_000), r"max_madds=1,000,000: even the narrowest .* \(C=2.*raise max_madds"),
+    (dict(dataset="cifar10"), "bounds the ImageNet mobile network.*max_madds=0"),
+])
+def test_fit_width_errors_name_the_budget_and_the_fix(change, match):
+    from egs.profiles.experiments import settings
+    with pytest.raises(EGSError, match=match):
+        fit_width(DARTS_V2, dataclasses.replace(settings("train_imagenet", "paper"), **change))
 
 
 @pytest.mark.parametrize("size", [(32, 32), (3, 32, 0), "32", (3, 32.0, 32)])

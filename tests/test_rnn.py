@@ -14,7 +14,8 @@ from egs.arch.published import DARTS_V1_RNN, DARTS_V2_RNN
 from egs.arch.space import RNN_OPS
 from egs.rnn.ops import rnn_activation
 from egs.rnn.model import RNNCell, RNNModel, locked_dropout
-from egs.rnn.supernet import RNNSupernet
+from egs.rnn.supernet import RNNSupernet, efficiency_credit, op_macs
+from egs.rnn.lm import lm_loss, temporal_activation_reg
 from egs.arch.space import RNN
 from egs.method.supernet import active_ops
 
@@ -210,6 +211,51 @@ def test_uniform_credit_by_default_and_custom_credit_is_mixed_in():
     credit = torch.tensor([0.6, 0.1, 0.1, 0.1, 0.1])
     mixed = RNNSupernet(10, 4, 4, lam=0.0, credit=credit)
     assert torch.allclose(mixed.probabilities()["normal"], credit.expand(36, 5))
+
+
+def _grads(model: nn.Module, loss: torch.Tensor) -> list[torch.Tensor]:
+    return list(torch.autograd.grad(loss, list(model.parameters()), retain_graph=True))
+
+
+def test_tar_adds_beta_times_the_mean_squared_step_of_the_raw_outputs_to_the_gradient_only():
+    torch.manual_seed(0)
+    model = RNNModel(12, 4, 4, DARTS_V2_RNN, dropout=0.0, dropouth=0.0, dropoutx=0.0, dropouti=0.0,
+                     dropoute=0.0).train()  # no dropout: every forward pass is the same function
+    x, y, h0 = torch.randint(0, 12, (5, 3)), torch.randint(0, 12, (5, 3)), torch.zeros(1, 3, 4)
+    logp, _, h = model(x, h0, return_h=True)
+    nll = nn.functional.nll_loss(logp.reshape(-1, 12), y.reshape(-1))
+    steps = [(h[t + 1, b, d] - h[t, b, d]) ** 2 for t in range(4) for b in range(3) for d in range(4)]
+    by_hand = sum(steps) / len(steps)  # DARTS: beta * (h[1:] - h[:-1]).pow(2).mean()
+    assert torch.allclose(temporal_activation_reg(h, 0.5), 0.5 * by_hand)
+    off, _ = lm_loss(model, x, y, h0, tar_beta=0.0)  # tar_beta = 0 adds nothing: the plain NLL path
+    assert torch.equal(off, nll) and all(map(torch.equal, _grads(model, off), _grads(model, nll)))
+    on, _ = lm_loss(model, x, y, h0, tar_beta=0.5)  # the value stays the NLL (DARTS logs raw_loss) ...
+    assert torch.equal(on.detach(), nll.detach())
+    for got, want in zip(_grads(model, on), _grads(model, nll + 0.5 * by_hand)):  # ... the gradient has TAR's
+        assert torch.allclose(got, want, atol=1e-7)
+    assert max((g - n).abs().max() for g, n in zip(_grads(model, on), _grads(model, nll))) > 1e-6  # TAR moved them
+    assert temporal_activation_reg(h[:1], 0.5).item() == 0.0  # a one-step window has no difference
+
+
+def test_return_h_gives_the_raw_cell_outputs_before_the_output_dropout():
+    torch.manual_seed(0)
+    model = RNNModel(12, 4, 4, DARTS_V2_RNN, dropout=0.75, dropouth=0.0, dropoutx=0.0, dropouti=0.0,
+                     dropoute=0.0).train()
+    x, h0 = torch.randint(0, 12, (5, 3)), torch.zeros(1, 3, 4)
+    _, hidden, h = model(x, h0, return_h=True)
+    raw, last = model.cell(model.encoder(x), h0)
+    assert torch.equal(h, raw) and torch.equal(hidden, last)
+    sup = RNNSupernet(12, 4, 4)
+    assert len(sup(x, h0, codes=sup.sample(torch.Generator().manual_seed(0)), return_h=True)) == 3
+
+
+def test_efficiency_credit_counts_each_ops_multiply_adds_on_its_edge():
+    assert op_macs("rnn", 300).tolist() == [0.0, 181_800.0, 181_800.0, 181_800.0, 181_500.0]  # 2 nhid^2 + 6 / 5 nhid
+    credit = efficiency_credit("rnn", 300)
+    assert torch.allclose(credit.sum(), torch.tensor(1.0)) and credit.argmax() == RNN_OPS.index("none")
+    assert torch.allclose(credit[0], torch.tensor(0.4045), atol=1e-4)  # softmax(-c / max c): 1 : e^-1
+    assert (credit[1:] - 0.1488).abs().max() < 5e-4  # the activations share the matmul: near-uniform
+    assert torch.allclose(efficiency_credit("rnn", 300, beta=0.0), torch.full((5,), 0.2))
 
 
 @pytest.mark.parametrize("build,match", [

@@ -100,6 +100,48 @@ def test_missing_imagenet_is_a_clear_error(tmp_path):
         Trainer(cfg, DARTS_V2, tmp_path / "run", data_root=tmp_path)
 
 
+def test_imagenet_holds_out_balanced_training_images_whatever_the_seed(tmp_path):
+    from conftest import make_image_folder
+    from egs.data.imagenet import FolderBatches
+    folder = make_image_folder(tmp_path, classes=3, per_class=4, size=36) / "imagenet" / "train"
+    kw = dict(train=True, image_size=32, workers=0, hold_out=3, hold_out_seed=1)
+    a, b = FolderBatches(folder, 2, seed=0, **kw), FolderBatches(folder, 2, seed=5, size=4, **kw)
+    assert torch.equal(a.held, b.held) and sorted(torch.tensor(a.dataset.targets)[a.held].tolist()) == [0, 1, 2]
+    assert len(a.indices) == 9 and not torch.isin(a.indices, a.held).any() and torch.isin(b.indices, a.indices).all()
+    val = a.held_out(2)
+    assert len(val) == 2 and [len(y) for _, y in val.batches(0)] == [2, 1] and next(val.batches(0))[0].shape[-1] == 32
+    with pytest.raises(EGSError, match="val_size=13 is more than the 12 images"):
+        FolderBatches(folder, 2, seed=0, **{**kw, "hold_out": 13})
+
+
+def test_imagenet_training_validates_every_epoch_and_tests_once(tmp_path, monkeypatch, capsys):
+    """`egs train` fits C to max_madds before the run records its settings, evaluates the held-out slice every
+    epoch and the test (ILSVRC val) folder once, at the end."""
+    from conftest import make_image_folder
+    from egs.cli.main import main
+    from egs.conv.macs import imagenet_macs
+    monkeypatch.setenv("EGS_DATA_DIR", str(make_image_folder(tmp_path / "data", classes=3, per_class=4, size=36)))
+    splits, evaluate = [], Trainer.evaluate
+    monkeypatch.setattr(Trainer, "evaluate", lambda self, split="test": splits.append(split) or evaluate(self, split))
+    budget = imagenet_macs(DARTS_V2, 8, 3, 32).total  # C = 8 fits exactly, C = 10 does not
+    run = tmp_path / "run"
+    argv = ["train", "DARTS_V2", "--dataset", "imagenet", "--profile", "smoke", "--epochs", "2", "--run-dir",
+            str(run), "--no-progress", "--set", "val_size=3", "--set", f"max_madds={budget}"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert splits == ["val", "val", "test"]
+    epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in epochs if r["type"] == "epoch"]
+    assert len(epochs) == 2 and all("val_top1_err" in r and "test_top1_err" not in r for r in epochs)
+    assert {"test_top1_err", "val_top1_err"} <= set(summary)
+    config = json.loads((run / "config.json").read_text())
+    assert (config["C"], config["val_size"], config["max_madds"]) == (8, 3, budget)
+    assert main([*argv, "--set", "C=6"]) == 2 and "both choose the width" in capsys.readouterr().err
+    cfg = dataclasses.replace(settings("train_imagenet", "smoke"), max_madds=budget)  # C = 4: not the fit
+    with pytest.raises(EGSError, match=r"C=4 is not the width .* fits \(C=8\).*fit_width"):
+        Trainer(cfg, DARTS_V2, tmp_path / "unfitted")
+
+
 def test_cli_train_and_clean_errors(tmp_path, data_root):
     env = {"EGS_DATA_DIR": str(data_root), "PATH": "/usr/bin:/bin"}
     run = subprocess.run([sys.executable, "-m", "egs", "train", "DARTS_V2", "--profile", "smoke", "--epochs", "1",

@@ -14,6 +14,7 @@ import errno
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from egs.cli.parser import SOURCES, build_parser
@@ -97,7 +98,7 @@ def _search(args: argparse.Namespace) -> int:
     space = get_space(options.pop("space", "conv"))
     if space.family != "conv" and "cost" in options:
         raise EGSError(f"--cost applies to the conv space family only (given as {sources['cost']}); space "
-                       f"{space.name!r} is {space.family}-family, with no resource credit: drop it.")
+                       f"{space.name!r} is {space.family}-family, whose efficiency credit has no cost choice: drop it.")
     family = family_of(space)
     cfg = profiles.settings(family.search, args.profile, space=space.name, **options)
     run_dir = _run_dir(args, "search", space.name)
@@ -113,7 +114,8 @@ def _train(args: argparse.Namespace) -> int:
 
     family = dataset_family(args.dataset)
     values, sources = _given(args, ("epochs", "seed", "device"))
-    cfg = profiles.settings(family.train[args.dataset], args.profile, **_settings_from(values, args.set, sources))
+    options = _settings_from(values, args.set, sources)
+    cfg = profiles.settings(family.train[args.dataset], args.profile, **options)
     if args.genotype != "random" and (args.M is not None or args.rule is not None):
         raise EGSError("--M and --rule describe a random genotype; use them with `egs train random`.")
     genotype = resolve_genotype(args.genotype, space=family.name, seed=cfg.seed, M=args.M, rule=args.rule or "node")
@@ -121,6 +123,12 @@ def _train(args: argparse.Namespace) -> int:
         others = [d for f in FAMILIES.values() if f is not family for d in f.train]
         raise EGSError(f"{args.genotype} is a cell of the {get_space(genotype.space).family} family and --dataset "
                        f"{args.dataset} trains {family.name}-family cells; pass --dataset {' or '.join(others)}.")
+    if getattr(cfg, "max_madds", 0):  # a multiply-add budget chooses C (egs.conv.macs.fit_width), before the run starts
+        if "C" in options:
+            raise EGSError(f"C={options['C']} and max_madds={cfg.max_madds} both choose the width; give one "
+                           f"(--set max_madds=0 to train C={options['C']}).")
+        from egs.conv.macs import fit_width
+        cfg = fit_width(genotype, cfg)
     trainer = family.load("trainer")
     run_dir = _run_dir(args, "train", args.dataset)
     return _report(lambda: trainer(cfg, genotype, run_dir, resume=args.resume, progress=not args.no_progress))
@@ -184,13 +192,46 @@ def _draw(args: argparse.Namespace) -> int:
     return 0
 
 
+def executor_options(config: str | None, items: list[str]) -> dict:
+    """The executor's options: the ``--executor-config`` file (a JSON or YAML object), then each ``KEY=VALUE``
+    of ``--executor-option`` (the value read as JSON when it parses); one error naming a bad item or file."""
+    import json
+    options: dict = {}
+    if config:
+        import yaml  # papermill's own dependency
+        try:
+            loaded = yaml.safe_load(Path(config).read_text())
+        except (OSError, yaml.YAMLError) as err:
+            raise EGSError(f"--executor-config {config}: cannot read it ({getattr(err, 'strerror', None) or err}); "
+                           "give a JSON or YAML file of executor options.") from None
+        if not isinstance(loaded, dict):
+            raise EGSError(f"--executor-config {config} must hold an object of options (e.g. {{\"timeout_min\": 720}}), "
+                           f"not {type(loaded).__name__}.")
+        options.update(loaded)
+    for item in items:
+        key, equals, value = item.partition("=")
+        if not (equals and key):
+            raise EGSError(f"--executor-option {item!r} must look like KEY=VALUE, e.g. --executor-option workers=2.")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
 def _reproduce(args: argparse.Namespace) -> int:
     from egs.repro.reproduce import parse_param, reproduce
     extra: dict[str, dict] = {}
     for name, key, value in map(parse_param, args.param or []):
         extra.setdefault(name, {})[key] = value
+    options = executor_options(args.executor_config, args.executor_option or [])
+    if args.plan:
+        from egs.repro.plan import plan
+        print(plan(args.profile, only=args.only, extra=extra).text())
+        return 0
     report = reproduce(args.profile, only=args.only, jobs=args.jobs, force=args.force, results=args.results,
-                       figures=args.figures, notebooks=args.notebooks, extra=extra)
+                       figures=args.figures, notebooks=args.notebooks, extra=extra, executor=args.executor,
+                       executor_options=options)
     for problem in report.problems():
         print(f"egs: error: {problem}", file=sys.stderr)
     return 0 if report.ok else 1

@@ -192,6 +192,19 @@ def _reproduce_parser(commands: Any) -> None:
     rp.add_argument("--param", action="append", metavar="NOTEBOOK:KEY=VALUE",
                     help="another parameter for one notebook, e.g. --param 04:imagenet_dir=/data; repeat for more "
                     "(default: none)")
+    rp.add_argument("--executor", choices=("inline", "local", "slurm"), default=None,
+                    help="how each notebook runs its searches and trainings: inline (one after another in the "
+                    "notebook, the default), local (worker processes, one per GPU, or per core on CPU) or slurm "
+                    "(one SLURM job each, through submitit); see docs/distributed.md (default: inline)")
+    rp.add_argument("--executor-option", action="append", metavar="KEY=VALUE",
+                    help="an option of the executor, read as JSON when it parses: local: workers=N, threads=N; "
+                    "slurm: submitit's parameters, e.g. timeout_min=720, slurm_partition=gpu, gpus_per_node=1, "
+                    "cpus_per_task=10, folder=DIR (default RESULTS/submitit), cluster=local; repeat for more (default: none)")
+    rp.add_argument("--executor-config", metavar="FILE", help="a JSON or YAML file of executor options (the same "
+                    "keys; --executor-option overrides it; default: none)")
+    rp.add_argument("--plan", action="store_true", help="print each notebook's runs and their estimated GPU-hours "
+                    "(from step times measured on this machine's GPU when it has one, else from the paper's own "
+                    "figures, labelled), and run nothing")
 
 
 def build_parser(description: str = "") -> argparse.ArgumentParser:

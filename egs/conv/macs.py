@@ -21,13 +21,14 @@ quark0/darts cnn/model.py networks): DARTS_V2 on ImageNet (C = 48, 14 cells, 224
 529,911,552 multiply-adds, DARTS_V1 505,864,704; on CIFAR (C = 36, 20 cells, 32x32) 528,359,040
 and 500,987,520. The DARTS paper reports 574M for DARTS_V2 on ImageNet; conv + linear counting does
 not reproduce it (others found 523M counting conv + fc, quark0/darts issue #46), and adding pools,
-BatchNorm and ReLU elements reaches only about 545M.
+BatchNorm and ReLU elements reaches only about 545M. :func:`fit_width` gives a training's settings the widest
+C within their ``max_madds`` (the paper profile's 600M), :func:`fit_channels` the same for any budget.
 """
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import torch
 import torch.nn as nn
@@ -36,6 +37,9 @@ from egs.conv.network import NetworkImageNet
 from egs.core.checks import check_int, check_real
 from egs.core.errors import EGSError
 from egs.arch.genotype import Genotype
+
+if TYPE_CHECKING:
+    from egs.profiles.experiments import TrainSettings
 
 MOBILE_BUDGET = 600e6
 """The ImageNet mobile setting: fewer than 600M multiply-adds (DARTS, Sec. 3.3; NASNet)."""
@@ -178,3 +182,58 @@ def fit_channels(genotype: Genotype, budget: float = MOBILE_BUDGET, layers: int 
                        f"{imagenet_macs(genotype, cs[0], layers, input_size, num_classes).total:,}); "
                        "raise the budget or use fewer layers.")
     return cs[lo - 1]
+
+
+MAX_FIT_C = 4096
+"""The widest C :func:`fit_width` returns (DARTS's mobile networks have C = 48)."""
+
+
+def fit_width(genotype: Genotype, cfg: TrainSettings) -> TrainSettings:
+    """``cfg`` with ``C`` the largest even width whose ImageNet evaluation network of ``genotype`` has at most
+    ``cfg.max_madds`` multiply-adds per image (``cfg`` itself when ``max_madds`` is 0).
+
+    The paper trains its ImageNet network "restricted to be under 600M" multiply-adds (Sec. 4.1.3, the mobile
+    setting of DARTS Sec. 3.3), a budget, not a width: C = 48 is DARTS's value for its own cell (574M in DARTS's
+    Table 2; 530M by this module's count, so C = 50, 573M, is DARTS_V2's fit). Counted as :func:`imagenet_macs`
+    does: ``cfg.layers`` cells, ``cfg.image_size`` pixels (224 at ``paper``), 1,000 classes, no auxiliary head.
+
+    Only even C: the ImageNet stem starts with C/2 channels and the first cell reads it through a
+    FactorizedReduce with C/2 + C/2 outputs (:class:`~egs.conv.network.NetworkImageNet` refuses an odd C).
+    The width is doubled from 2 until it exceeds the budget, then bisected (multiply-adds grow with C):
+    about ten counts, 5 s. Call it before the training's settings are recorded (``egs train`` does;
+    :class:`egs.conv.train.Trainer` refuses an ImageNet ``cfg`` whose C is not the fit), so ``config.json``
+    and the checkpoint fingerprint hold the fitted C.
+    """
+    if not cfg.max_madds:
+        return cfg
+    if cfg.dataset != "imagenet":
+        raise EGSError(f"max_madds={cfg.max_madds:,} bounds the ImageNet mobile network (Sec. 4.1.3), but "
+                       f"dataset={cfg.dataset!r}; use max_madds=0 and choose C yourself.")
+    budget = cfg.max_madds
+
+    def madds(C: int) -> int:
+        return imagenet_macs(genotype, C, cfg.layers, cfg.image_size).total
+
+    if (smallest := madds(2)) > budget:
+        raise EGSError(f"max_madds={budget:,}: even the narrowest ImageNet network (C=2, {cfg.layers} cells, "
+                       f"{cfg.image_size}x{cfg.image_size}) has {smallest:,} multiply-adds; raise max_madds, lower "
+                       f"layers or image_size, or set max_madds=0 to keep C={cfg.C}.")
+    hi = 4
+    while madds(hi) <= budget:  # invariant: hi // 2 fits
+        if hi >= MAX_FIT_C:
+            raise EGSError(f"max_madds={budget:,} allows C > {MAX_FIT_C}, wider than egs fits; lower max_madds "
+                           "(the mobile setting is 600,000,000) or set max_madds=0 and choose C.")
+        hi *= 2
+    C = fit_channels(genotype, budget + 1, cfg.layers, cfg.image_size, candidates=range(hi // 2, hi + 1, 2))
+    return replace(cfg, C=C)
+
+
+def width_fitted(genotype: Genotype, cfg: TrainSettings) -> bool:
+    """Whether ``cfg.C`` is :func:`fit_width`'s width (always, when ``max_madds`` is 0), from two counts:
+    C within the budget, C + 2 over it."""
+    if not cfg.max_madds:
+        return True
+    if cfg.dataset != "imagenet" or cfg.C % 2:
+        return False
+    return (imagenet_macs(genotype, cfg.C, cfg.layers, cfg.image_size).total <= cfg.max_madds
+            < imagenet_macs(genotype, cfg.C + 2, cfg.layers, cfg.image_size).total)

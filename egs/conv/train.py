@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from egs.engine import distributed
+from egs.conv.macs import fit_width, width_fitted
 from egs.conv.network import count_parameters
 from egs.core.errors import EGSError
 from egs.core.files import write_json
@@ -49,12 +50,12 @@ def build_data(cfg: TrainSettings, device: torch.device, root=None, shard: tuple
     """
     if cfg.dataset == "imagenet":
         from egs.data.imagenet import FolderBatches, locate_imagenet
-        if cfg.val_size:
-            raise EGSError(f"val_size={cfg.val_size}: the ImageNet pipeline holds out no validation slice; use 0.")
-        folder = locate_imagenet(root)
+        folder = locate_imagenet(root)  # the ILSVRC-2012 val folder is the test set; val_size comes out of train/
         kw = dict(seed=cfg.seed, image_size=cfg.image_size, workers=cfg.workers, device=device)
-        return (FolderBatches(folder / "train", cfg.batch_size, train=True, size=cfg.train_size, shard=shard, **kw),
-                None, FolderBatches(folder / "val", cfg.batch_size, train=False, size=cfg.test_size, deal=shard, **kw))
+        train = FolderBatches(folder / "train", cfg.batch_size, train=True, size=cfg.train_size, shard=shard,
+                              hold_out=cfg.val_size, hold_out_seed=DATA_SEED + 1, **kw)
+        return (train, train.held_out(cfg.batch_size, deal=shard) if cfg.val_size else None,
+                FolderBatches(folder / "val", cfg.batch_size, train=False, size=cfg.test_size, deal=shard, **kw))
     from egs.data.cifar import TensorBatches, load_cifar10, subset
     images, labels = load_cifar10(train=True, root=root)
     rest = torch.arange(len(images))
@@ -92,6 +93,11 @@ class Trainer(EpochLoop):
     def __init__(self, cfg: TrainSettings, genotype: Genotype, run_dir: str | Path, resume: bool = False,
                  data_root=None, progress: bool = True) -> None:
         self.genotype = genotype
+        if isinstance(cfg, TrainSettings) and not width_fitted(genotype, cfg):  # before config.json records C
+            fitted = fit_width(genotype, cfg).C  # (raises the clear error when no width fits)
+            raise EGSError(f"C={cfg.C} is not the width that max_madds={cfg.max_madds:,} fits (C={fitted}): train "
+                           f"egs.conv.macs.fit_width(genotype, cfg), as `egs train` does, or set max_madds=0 to "
+                           f"train C={cfg.C}.")
         super().__init__(cfg, run_dir, resume, progress, record={"genotype": genotype.to_dict()})
         self.train, self.val, self.test = build_data(cfg, self.device, data_root, (self.dist.rank, self.dist.world))
         classes = getattr(self.train, "num_classes", 10)

@@ -20,6 +20,10 @@ from egs.core.errors import EGSError
 BUSY = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
 
 
+class LockBusy(EGSError):
+    """The lock is held by another process (or this one): the folder is in use."""
+
+
 def lock_file(path: str | os.PathLike, what: str, fix: str, own_fix: str | None = None, shared: bool = False) -> int:
     """Take an exclusive (or ``shared``) lock on the file ``path`` (created if missing) and return its descriptor
     (closing it frees the lock). If another process holds it: one EGSError, "the <what> is in use by process N;
@@ -35,8 +39,8 @@ def lock_file(path: str | os.PathLike, what: str, fix: str, own_fix: str | None 
         if err.errno not in BUSY:
             raise EGSError(f"cannot lock the {what} ({path}: {err.strerror}).") from None
         if holder == str(os.getpid()):
-            raise EGSError(f"the {what} is in use by process {holder} (this process): {own_fix or fix}.") from None
-        raise EGSError(f"the {what} is in use by process {holder}; {fix}.") from None
+            raise LockBusy(f"the {what} is in use by process {holder} (this process): {own_fix or fix}.") from None
+        raise LockBusy(f"the {what} is in use by process {holder}; {fix}.") from None
     if not shared:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())

@@ -9,6 +9,7 @@ reproduced bit for bit.
 """
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Iterator
@@ -46,28 +47,52 @@ def _transform(train: bool, size: int):
 
 class FolderBatches:
     """Batches of an ImageFolder split with a seeded, resumable order (``TensorBatches``'s interface,
-    ``shard`` and ``deal`` included)."""
+    ``shard`` and ``deal`` included).
+
+    ``hold_out`` > 0 sets that many class-balanced images of the folder aside (chosen from ``hold_out_seed``
+    only, so every training seed holds out the same ones; :func:`egs.data.cifar.subset`): the ``size``
+    subset is drawn from the rest, and :meth:`held_out` serves them as evaluation batches.
+    """
 
     def __init__(self, folder: str | os.PathLike, batch_size: int, *, train: bool, seed: int,
                  image_size: int = 224, size: int = 0, workers: int = 4,
                  device: str | torch.device = "cpu", shard: tuple[int, int] = (0, 1),
-                 deal: tuple[int, int] = (0, 1)) -> None:
+                 deal: tuple[int, int] = (0, 1), hold_out: int = 0, hold_out_seed: int = 0) -> None:
         import torchvision
         self.dataset = torchvision.datasets.ImageFolder(str(folder), transform=_transform(train, image_size))
         self.train, self.seed, self.batch_size, self.workers = train, seed, batch_size, workers
+        self.image_size = image_size
         rank, world = shard
         if world > 1 and (batch_size % world or not train):
             raise EGSError(f"batch_size={batch_size} must split evenly over {world} processes to shard the "
                            f"training batches; use a multiple of {world}.")
         self.rank, self.world, self.deal = rank, world, deal
         self.device = torch.device(device)
-        n = len(self.dataset)
-        keep = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values if size else None
-        self.indices = keep if keep is not None else torch.arange(n)
+        pool = torch.arange(len(self.dataset))
+        self.held = pool[:0]
+        if hold_out:
+            from egs.data.cifar import subset
+            self.held = subset(pool, hold_out, hold_out_seed, labels=torch.tensor(self.dataset.targets),
+                               what="val_size", pool=f"images in {folder}")
+            pool = pool[~torch.isin(pool, self.held)]
+        keep = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:size] if size else None
+        self.indices = pool[keep.sort().values] if keep is not None else pool
         self.num_classes = len(self.dataset.classes)
         if len(self) == 0:
             raise EGSError(f"{folder} has {len(self.indices)} images, fewer than one batch of {batch_size}; "
                            "lower the batch size.")
+
+    def held_out(self, batch_size: int, deal: tuple[int, int] = (0, 1)) -> FolderBatches:
+        """The ``hold_out`` images as evaluation batches (the validation transform, every image, whole batches
+        dealt by ``deal``), sharing this folder's file list."""
+        if not len(self.held):
+            raise EGSError("this split holds no images out (hold_out=0); pass hold_out > 0 to validate on some.")
+        held = copy.copy(self)
+        held.dataset = copy.copy(self.dataset)
+        held.dataset.transform = _transform(False, self.image_size)
+        held.train, held.batch_size, held.indices, held.held = False, batch_size, self.held, self.held[:0]
+        held.rank, held.world, held.deal = 0, 1, deal
+        return held
 
     def __len__(self) -> int:
         n = len(self.indices)

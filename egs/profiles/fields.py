@@ -90,18 +90,20 @@ FIELD_CHECKS: dict[str, Callable[[object, str], Any]] = {
     "test_size": _SIZE, "lr_min": _NONNEGATIVE, "momentum": _BETA, "channels_last": check_bool,
     "dataset": _choice(*get_family("conv").train), "schedule": _choice(*SCHEDULES), "poly_power": _POSITIVE,
     "auxiliary_weight": _NONNEGATIVE, "drop_path": _RATE, "cutout": _SIZE, "label_smoothing": _RATE,
-    "workers": _SIZE, "compile": check_bool,
+    "workers": _SIZE, "compile": check_bool, "max_madds": _SIZE,
     # NAS-Bench-201 searches
     "relaxation": _choice("egs", "darts"), "cells": _CELLS, "nesterov": check_bool, "best_seeds": _ints(0),
     "darts_seeds": _ints(0), "ranking_cells": _int(10), "arch_warmup": _SIZE,
     # language models
     "corpus": _choice(*get_family("rnn").train), "eval_batch_size": _COUNT, "bptt": _int(2), "emb": _COUNT,
     "train_tokens": _SIZE, "val_tokens": _SIZE, "test_tokens": _SIZE, "nonmono": _COUNT,
+    "test_batch_size": _COUNT, "tar_beta": _NONNEGATIVE,
     "dropout": _RATE, "dropouth": _RATE, "dropoutx": _RATE, "dropouti": _RATE, "dropoute": _RATE,
     # notebook 01; the tables' protocol
     "mc_samples": _COUNT, "count_samples": _SIZE, "Ks": _ints(1), "Ms": _ints(1),
     "seeds": _ints(0), "random_cells": _SIZE, "random_rnn_cells": _SIZE, "search_seeds": _ints(0),
-    "ablation_Ms": _ints(1), "single_draw_epochs": _SIZE,
+    "ablation_Ms": _ints(1), "single_draw_epochs": _SIZE, "selection": check_bool, "random_search_cells": _SIZE,
+    "random_search_rnn_cells": _SIZE,
 }
 
 

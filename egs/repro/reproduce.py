@@ -162,7 +162,19 @@ def _read_state(path: Path) -> dict[str, Any]:
     return state if isinstance(state, dict) else {}
 
 
-OWN_PARAMETERS = {"profile": "--profile", "figures_dir": "--figures", "tables_dir": "--results"}  # set by reproduce
+OWN_PARAMETERS = {"profile": "--profile", "figures_dir": "--figures", "tables_dir": "--results",
+                  "executor": "--executor", "executor_options": "--executor-option"}  # set by reproduce
+EXECUTOR_PARAMETERS = ("executor", "executor_options")
+
+
+def check_executor(executor: str | None) -> str:
+    """``executor`` (None: inline), refused with one line unless :mod:`egs.repro.fanout` has it."""
+    from egs.repro.fanout import EXECUTORS
+    if executor is None:
+        return "inline"
+    if executor not in EXECUTORS:
+        raise EGSError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)} (--executor).")
+    return executor
 
 
 def check_param(notebook: str, key: str, value: Any, default: Any) -> Any:
@@ -236,7 +248,8 @@ class _Layout:
     """Where a reproduction reads and writes."""
 
     def __init__(self, profile: str, results: str | os.PathLike | None, figures: str | os.PathLike | None,
-                 notebooks: str | os.PathLike | None) -> None:
+                 notebooks: str | os.PathLike | None, executor: str | None = None,
+                 executor_options: Mapping[str, Any] | None = None) -> None:
         self.profile = profile
         self.results = Path(results).resolve() if results else results_dir(profile)
         default_figures = figures_dir() if profile == "cpu" else self.results / "figures"  # cpu refreshes figures/
@@ -244,6 +257,10 @@ class _Layout:
         self.tables, self.executed = self.results / "tables", self.results / "notebooks"
         self.notebooks = Path(notebooks).resolve() if notebooks else repo_root() / "notebooks"
         self.state = self.results / "reproduce.json"
+        self.executor = check_executor(executor)
+        self.executor_options = dict(executor_options or {})
+        if self.executor == "slurm":  # submitit's logs and pickles, beside the runs
+            self.executor_options.setdefault("folder", str(self.results / "submitit"))
 
 
 class _Plan:
@@ -260,6 +277,8 @@ class _Plan:
         params |= {k: str(v) for k, v in folders if k in declared}
         wired = {**step.inputs, **step.outputs, **step.runs}
         params |= {k: str(layout.results / rel) for k, rel in wired.items()}
+        if "executor" in declared:  # how the notebook's runs are run (egs.repro.fanout), not what they compute
+            params |= {"executor": layout.executor, "executor_options": layout.executor_options or None}
         params |= {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in extra.items()}
         unknown = sorted(set(params) - set(declared))
         if unknown:
@@ -290,7 +309,10 @@ class _Plan:
         return [self.executed, *self.step.products(layout.results, layout.tables, layout.figures)]
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"params": self.params, "source": _sha256(self.source),
+        """What decides whether a complete notebook is up to date: its parameters (but the executor, which changes
+        how its runs are run, not their results), its source and its input files."""
+        params = {k: v for k, v in self.params.items() if k not in EXECUTOR_PARAMETERS}
+        return {"params": params, "source": _sha256(self.source),
                 "inputs": {k: _sha256(p) for k, p in self.inputs.items() if p.is_file()}}
 
     def execute(self, jobs: int, guard: ReproductionLock) -> tuple[int, float]:
@@ -438,8 +460,12 @@ class _Run:
 def reproduce(profile: str = "cpu", only: Iterable[str] | None = None, jobs: int = 1, force: bool = False,
               results: str | os.PathLike | None = None, figures: str | os.PathLike | None = None,
               notebooks: str | os.PathLike | None = None, extra: Mapping[str, Mapping[str, Any]] | None = None,
-              echo: Callable[[str], None] = print) -> Report:
+              echo: Callable[[str], None] = print, executor: str | None = None,
+              executor_options: Mapping[str, Any] | None = None) -> Report:
     """Execute the notebooks (all, or ``only`` those named) at ``profile``; see the module docstring.
+
+    ``executor`` and ``executor_options`` say how each notebook runs its searches and trainings
+    (:mod:`egs.repro.fanout`: ``inline``, the default, ``local`` or ``slurm``); ``jobs`` notebooks run at a time.
 
     ``extra`` maps a notebook name (any form :func:`resolve_names` takes) to more parameters, e.g.
     ``{"04": {"imagenet_dir": "/data"}}``. Returns the :class:`Report`; ``report.ok`` is False when a
@@ -447,7 +473,7 @@ def reproduce(profile: str = "cpu", only: Iterable[str] | None = None, jobs: int
     """
     check_profile(profile)
     check_int(jobs, "jobs", 1, "it is how many notebooks run at the same time")
-    layout = _Layout(profile, results, figures, notebooks)
+    layout = _Layout(profile, results, figures, notebooks, executor, executor_options)
     given: dict[str, dict[str, Any]] = {}
     for name, params in (extra or {}).items():
         given.setdefault(resolve_names([name])[0], {}).update(params)

@@ -1,8 +1,9 @@
 """What recurrent search (:mod:`egs.rnn.search`) and language-model training (:mod:`egs.rnn.train`) share.
 
 The corpus streams of a run (:class:`LMData`), the hidden state carried across BPTT windows and saved with the
-checkpoint (:class:`Carried`), the loss of one window (:func:`lm_loss`), summed negative log-likelihoods over a
-stream (:func:`nll_sums`) and :func:`perplexity`.
+checkpoint (:class:`Carried`), the loss of one window (:func:`lm_loss`, with DARTS's TAR:
+:func:`temporal_activation_reg`), summed negative log-likelihoods over a stream (:func:`nll_sums`) and
+:func:`perplexity`.
 
 Under torchrun (:mod:`egs.engine.distributed`) the ``batch_size`` streams of the training stream are
 split over the ranks (each carries the hidden state of its own streams) and DDP averages the
@@ -117,9 +118,24 @@ class LMData:
         return total / count
 
 
-def lm_loss(forward: Callable, x: torch.Tensor, y: torch.Tensor, hidden: torch.Tensor,
+def temporal_activation_reg(h: torch.Tensor, beta: float) -> torch.Tensor:
+    """Temporal activation regularisation (Merity et al., 2018, AWD-LSTM; DARTS's ``--beta``, quark0/darts
+    rnn/train.py and rnn/train_search.py): ``beta * mean((h[1:] - h[:-1])^2)`` over the raw cell outputs h
+    (T, B, nhid) of the (one) layer; 0 for a window of one step, which has no difference."""
+    return beta * (h[1:] - h[:-1]).pow(2).mean() if len(h) > 1 else h.new_zeros(())
+
+
+def lm_loss(forward: Callable, x: torch.Tensor, y: torch.Tensor, hidden: torch.Tensor, tar_beta: float = 0.0,
             **kw: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean next-token NLL of ``forward(x, hidden, **kw)`` against ``y``, and the new hidden state (tokens
-    not re-checked: they come from the corpus's own vocabulary)."""
-    logp, hidden = forward(x, hidden, check_tokens=False, **kw)
-    return F.nll_loss(logp.reshape(-1, logp.shape[-1]), y.reshape(-1)), hidden
+    not re-checked: they come from the corpus's own vocabulary).
+
+    ``tar_beta`` > 0 adds DARTS's TAR (:func:`temporal_activation_reg`, on ``forward``'s raw outputs, ``return_h``)
+    to the gradient as ``tar - tar.detach()``: the value stays exactly the NLL, which DARTS logs (``raw_loss``) and
+    the perplexities read. ``tar_beta`` 0 runs the plain NLL (no ``return_h``)."""
+    if not tar_beta:
+        logp, hidden = forward(x, hidden, check_tokens=False, **kw)
+        return F.nll_loss(logp.reshape(-1, logp.shape[-1]), y.reshape(-1)), hidden
+    logp, hidden, h = forward(x, hidden, check_tokens=False, return_h=True, **kw)
+    tar = temporal_activation_reg(h, tar_beta)
+    return F.nll_loss(logp.reshape(-1, logp.shape[-1]), y.reshape(-1)) + (tar - tar.detach()), hidden

@@ -261,7 +261,7 @@ class RNNModel(nn.Module):
 
     def forward(self, inputs: torch.Tensor, hidden: torch.Tensor, weights: torch.Tensor | None = None,
                 active: Sequence[Sequence[str]] | None = None, return_logits: bool = False,
-                check_tokens: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                check_tokens: bool = True, return_h: bool = False) -> tuple[torch.Tensor, ...]:
         """Log-probabilities (or logits) (T, B, ntoken) of the next token, and the new hidden (1, B, nhid).
 
         Args:
@@ -272,13 +272,16 @@ class RNNModel(nn.Module):
             return_logits: return logits instead of log-softmax.
             check_tokens: refuse token ids outside the vocabulary (a host sync; the training loops, whose
                 streams come from the corpus's own vocabulary, turn it off).
+            return_h: also return the cell's raw outputs h_t (T, B, nhid), before the output dropout (DARTS's
+                ``return_h`` ``raw_outputs``, what its TAR regularises: :func:`egs.rnn.lm.lm_loss`).
         """
         self._check(inputs, hidden, check_tokens)
         emb = embedded_dropout(self.encoder.weight, inputs, self.dropoute, self.training)
         emb = locked_dropout(emb, self.dropouti, self.training)
         outputs, hidden = self.cell(emb, hidden, weights, active)
         logits = self.decoder(locked_dropout(outputs, self.dropout, self.training))
-        return (logits if return_logits else F.log_softmax(logits, -1)), hidden
+        out = logits if return_logits else F.log_softmax(logits, -1)
+        return (out, hidden, outputs) if return_h else (out, hidden)
 
 
 PAPER_EVAL = {"ptb": 850, "wikitext2": 700}  # embedding = hidden size of the paper-size models (Sec. 4.2)

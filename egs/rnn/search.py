@@ -1,10 +1,10 @@
 """Recurrent cell search on Penn Treebank (Sec. 4.2).
 
 :class:`RNNSearch`: EGS search over the recurrent cell (:class:`egs.rnn.supernet.RNNSupernet`) with DARTS's
-PTB search recipe: SGD (lr 20) on the weights, Adam on the logits, joint (Eq. 9) or first-order
-bilevel updates, fixed-length BPTT windows, the hidden state carried across windows. It runs in a run
-directory with exact resume (:mod:`egs.engine.loop`); the carried hidden state and the window position are
-part of the checkpoint.
+PTB search recipe: SGD (lr 20) on the weights with TAR on the raw cell outputs (``tar_beta``), Adam on the
+logits, joint (Eq. 9) or first-order bilevel updates, fixed-length BPTT windows, the hidden state carried across
+windows. It runs in a run directory with exact resume (:mod:`egs.engine.loop`); the carried hidden state and the
+window position are part of the checkpoint.
 """
 from __future__ import annotations
 
@@ -22,11 +22,12 @@ from egs.method.diagnostics import alpha_zero_genotype, normalised_entropy
 from egs.profiles.experiments import RNNSearchSettings
 from egs.rnn.lm import Carried, LMData, lm_loss, perplexity
 from egs.rnn.model import paper_params
-from egs.rnn.supernet import RNNSupernet
+from egs.rnn.supernet import RNNSupernet, efficiency_credit
 
 
 def _supernet(cfg: RNNSearchSettings, ntoken: int) -> RNNSupernet:
-    return RNNSupernet(ntoken, cfg.emb, cfg.emb, M=cfg.M, lam=cfg.lam, tau=cfg.tau_start, dropout=cfg.dropout,
+    return RNNSupernet(ntoken, cfg.emb, cfg.emb, M=cfg.M, lam=cfg.lam, tau=cfg.tau_start,
+                       credit=efficiency_credit(cfg.space, cfg.emb, cfg.credit_beta), dropout=cfg.dropout,
                        dropouth=cfg.dropouth, dropoutx=cfg.dropoutx, dropouti=cfg.dropouti, dropoute=cfg.dropoute,
                        space=cfg.space, effectiveness=cfg.effectiveness)
 
@@ -64,7 +65,14 @@ class RNNSearch(ArchitectureSearch):
             self.hidden.value = self.model.init_hidden(self.data.local_batch)
 
     def loss(self, codes: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, hidden: torch.Tensor):
-        return lm_loss(self.forward, x, y, hidden, codes=codes)
+        """NLL of ``codes`` on a window; with TAR (``cfg.tar_beta``) unless the window is search-val's.
+
+        DARTS regularises the weight step only (quark0/darts rnn/train_search.py); its architecture step takes the
+        plain NLL of a search-val window (rnn/architect.py ``_backward_step`` -> rnn/model_search.py ``_loss``).
+        So a window of :attr:`search_val` (:meth:`arch_batch`: bilevel's alpha step) gets no TAR. Joint mode (Eq. 9)
+        has one loss for w and alpha, so there alpha's gradient takes TAR's share too (DARTS has no joint mode)."""
+        arch = x.untyped_storage().data_ptr() == self.search_val.untyped_storage().data_ptr()  # windows are views
+        return lm_loss(self.forward, x, y, hidden, tar_beta=0.0 if arch else self.cfg.tar_beta, codes=codes)
 
     @classmethod
     def supernet_from(cls, cfg: RNNSearchSettings, state) -> RNNSupernet:

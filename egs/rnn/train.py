@@ -1,10 +1,11 @@
 """Language-model training of a recurrent genotype from scratch (Tables 3-4).
 
 :class:`LMTrainer`: a genotype's language model (:class:`egs.rnn.model.RNNModel`) trained with AWD-LSTM/DARTS's
-recipe: variable-length BPTT with the learning rate scaled by the window length, gradient clipping, NT-ASGD
-(switch from SGD to averaged SGD once validation stops improving; the averaged weights are evaluated), no
-fine-tuning. It runs in a run directory with exact resume (:mod:`egs.engine.loop`); the carried hidden state,
-the window position and the optimizer kind are part of the checkpoint.
+recipe: variable-length BPTT with the learning rate scaled by the window length, gradient clipping, TAR on the
+raw cell outputs (``tar_beta``), NT-ASGD (switch from SGD to averaged SGD once validation stops improving; the
+averaged weights are evaluated), no fine-tuning; the test split read as ``test_batch_size`` streams (DARTS: one).
+It runs in a run directory with exact resume (:mod:`egs.engine.loop`); the carried hidden state, the window
+position and the optimizer kind are part of the checkpoint.
 """
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ class LMTrainer(EpochLoop):
         self.genotype = genotype
         super().__init__(cfg, run_dir, resume, progress, record={"genotype": genotype.to_dict()})
         self.data = d = LMData(cfg, self.dist, self.device, data_root, variable_bptt=True)
-        self.test = d.stream("test", cfg.test_tokens, cfg.eval_batch_size)
+        self.test = d.stream("test", cfg.test_tokens, cfg.test_batch_size)  # DARTS rnn/train.py: test_batch_size = 1
         torch.manual_seed(cfg.seed)
         model = allocate_network(lambda: RNNModel(d.ntoken, cfg.emb, cfg.emb, genotype, dropout=cfg.dropout,
                                                   dropouth=cfg.dropouth, dropoutx=cfg.dropoutx, dropouti=cfg.dropouti,
@@ -116,7 +117,8 @@ class LMTrainer(EpochLoop):
         opt.param_groups[0]["lr"] = lr * length / self.cfg.bptt  # AWD-LSTM: scale by window length
         opt.zero_grad(set_to_none=True)
         loss, self.hidden.value = self.backward((x, y, self.hidden.value.detach()),
-                                                lambda *part: lm_loss(self.forward, *part), dim=1)
+                                                lambda *part: lm_loss(self.forward, *part, tar_beta=self.cfg.tar_beta),
+                                                dim=1)
         self.update([opt], clip=self.model.parameters())
         opt.param_groups[0]["lr"] = lr
         n = y.numel()
