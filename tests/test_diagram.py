@@ -193,3 +193,12 @@ def test_egs_draw_a_search_run_directory_titles_its_cells_from_the_run(tmp_path,
     assert len(searched) == len(expected) and dict(searched) == expected
     assert main(["draw", str(tmp_path / "drawn"), "--out", str(tmp_path / "x")]) == 2  # no genotype.json there
     assert "holds no genotype.json" in capsys.readouterr().err
+
+
+def test_a_node_no_op_reaches_is_drawn_empty_with_a_pale_dashed_arrow_to_the_output():
+    import dataclasses
+    cell = dataclasses.replace(DARTS_V2.normal, edges={e: ops for e, ops in DARTS_V2.normal.edges.items() if e[1] != 3})
+    lines = cell_diagram(cell).source.splitlines()
+    assert any(line.strip().startswith('n3 [label="3\\n(empty)"') and "style=dashed" in line for line in lines)
+    assert any("n3 -> out" in line and "style=dashed" in line for line in lines)
+    assert not any("empty" in line for line in cell_diagram(DARTS_V2.normal).source.splitlines())

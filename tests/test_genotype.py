@@ -200,3 +200,20 @@ def test_random_genotype_darts_style():
     assert rnn.n_nodes == 9 and sorted(j for _, j in rnn.edges) == list(range(1, 9))
     with pytest.raises(EGSError, match="'nas'"):
         random_genotype("conv", 0, style="nas")
+
+
+def test_op_matched_random_cells_have_the_reference_picks_into_every_node():
+    from egs.arch.baselines import op_matched_random
+    from egs.arch.published import DATA_M7, DARTS_V2_RNN
+
+    def picks(genotype):
+        return {kind: [sum(len(ops) for (_, j), ops in cell.edges.items() if j == n) for n in range(cell.n_nodes)]
+                for kind, cell in genotype.cells().items()}
+    for reference in (DATA_M7, DARTS_V2_RNN):  # several ops per edge (M = 7), and one op per node
+        cells = [op_matched_random(reference, seed) for seed in range(5)]
+        assert all(picks(g) == picks(reference) for g in cells)
+        assert all("none" not in ops and "zero" not in ops for g in cells for c in g.cells().values()
+                   for ops in c.edges.values())
+        assert len({str(g.to_dict()["normal"]) for g in cells}) == 5  # random: the seeds differ
+        assert op_matched_random(reference, 3).to_dict() == cells[3].to_dict()  # and reproducible
+        assert cells[0].provenance["rule"] == "op-matched" and cells[0].provenance["seed"] == 0

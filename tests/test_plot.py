@@ -47,3 +47,27 @@ def test_proposition_figures_name_the_profile():
     fig = plot.num_active_plot(num_active_table(8, (1, 2)), K=8, profile="smoke")
     assert fig.axes[0].get_title() == "Active operations per edge, K = 8, uniform p, profile smoke"
     plt.close(fig)
+
+
+def test_every_M_is_in_the_legend_and_the_M1_curve_is_not_hidden_under_p():
+    fig = plot.num_active_plot(num_active_table(8, tuple(range(1, 10))), K=8)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [str(M) for M in range(1, 10)]
+    plt.close(fig)
+    fig = plot.inclusion_curves([1, 2, 4, 7])
+    p_line, m1 = fig.axes[0].lines[:2]
+    assert m1.get_label().startswith("M = 1") and m1.get_zorder() > p_line.get_zorder() and m1.get_marker() == "o"
+    assert p_line.get_linewidth() > m1.get_linewidth()  # p_k shows around the M = 1 curve it equals
+    plt.close(fig)
+
+
+def test_training_curves_get_one_panel_per_method_and_one_band_per_cell():
+    run = lambda shift: ([1, 2, 3], [60 + shift, 50 + shift, 45 + shift])
+    curves = {("EGS a", "egs"): {0: run(0), 1: run(2)}, ("EGS b", "egs"): {0: run(1), 1: run(3)},
+              ("random 1", "random"): {0: run(5), 1: run(9)}, ("DARTS_V2", "reference"): {0: run(-1)}}
+    fig = plot.curves_by_method(curves, {"egs": "EGS", "given": "given", "random": "random",
+                                         "reference": "DARTS_V2"}, "error (%)", "t")
+    assert [ax.get_title() for ax in fig.axes] == ["EGS", "random", "DARTS_V2"]  # absent methods left out
+    assert [len(ax.lines) for ax in fig.axes] == [2, 1, 1]
+    assert [len(ax.collections) for ax in fig.axes] == [2, 1, 0]  # a band only where there are seeds to span
+    assert list(fig.axes[0].lines[0].get_ydata()) == [61, 51, 46]  # the mean over seeds
+    plt.close(fig)

@@ -42,3 +42,12 @@ def test_num_active_distribution_for_K8():
     assert m7.expected.iloc[0] == pytest.approx(8 * (1 - (7 / 8) ** 7))
     assert m7.set_index("active ops").probability[8] == 0  # 7 draws cannot switch on 8 ops
     assert m7.set_index("active ops").probability[7] == pytest.approx(math.factorial(8) / 8 ** 7 / 1)
+
+
+def test_proposition1_holds_only_without_zero_and_only_up_to_node_numbering():
+    table = propositions.proposition1_table(n_inputs=2, n_nodes=2, K=3).set_index("ops")
+    zero, plain = table.iloc[0], table.iloc[1]
+    assert zero["codes"] == plain["codes"] == 2 ** 15
+    assert zero["distinct networks"] == 2 ** 10 and zero["codes per network"] == 2 ** 5  # the zero bits are free
+    assert plain["distinct networks"] == 2 ** 15 and plain["codes per network"] == 1  # one and only one
+    assert plain["networks up to node relabelling"] < plain["distinct networks"]  # but not up to isomorphism

@@ -8,6 +8,9 @@
 * :func:`matched_random`: a random cell of the derivation rule a search used whose ``size`` (e.g. the paper-size
   parameter count, :func:`egs.families.paper_params`) lies within a tolerance of a reference cell's, so that a
   comparison is not a comparison of sizes; the seed that produced it is recorded in its provenance.
+* :func:`op_matched_random`: a random cell with exactly as many distinct (edge, op) picks into every node as a
+  reference (searched) cell, so that a comparison is not one of density: the node rule's random cells have about
+  twice the ops of a searched one.
 """
 from __future__ import annotations
 
@@ -95,3 +98,25 @@ def matched_random(reference: Genotype, rule: str, M: int, first_seed: int = 0, 
             break
     gap, g = best
     return g.with_provenance(matched_to=target, params=size(g), tolerance=tolerance, matched=gap <= tolerance)
+
+
+def op_matched_random(reference: Genotype, seed: int) -> Genotype:
+    """A random cell with the same number of distinct (edge, op) picks into every node as ``reference``: for each
+    cell type and each intermediate node j that receives k_j (edge, op) pairs in ``reference``, k_j distinct pairs
+    drawn uniformly from node j's inputs x the non-zero ops (edges uniform over the node's inputs, ops uniform over
+    the non-zero ops). The same seed gives the same cell; its provenance records the seed and the reference."""
+    rng = random.Random(check_int(seed, "seed", None))
+    space = get_space(reference.space)
+    ops = [op for op in space.ops if op != ZERO]
+    cells = []
+    for cell in reference.cells().values():
+        into = {j: sum(len(o) for (i, k), o in cell.edges.items() if k == j and o) for j in range(space.n_inputs, cell.n_nodes)}
+        edges: dict[Edge, set[str]] = {}
+        for j, count in into.items():
+            for i, op in rng.sample([(i, op) for i in range(j) for op in ops], min(count, j * len(ops))):
+                edges.setdefault((i, j), set()).add(op)
+        cells.append(CellGenotype(space.name, cell.n_nodes, edges, cell.concat))
+    prov = reference.provenance or {}
+    return Genotype(*cells, provenance={"space": space.name, "source": "random", "rule": "op-matched", "seed": seed,
+                                        "matched_to": prov.get("name") or prov.get("run_id") or "reference",
+                                        "M": prov.get("M")})

@@ -4,7 +4,8 @@ Inputs are green (c_{k-2}, c_{k-1} for conv cells; x_t, h_{t-1} for the recurren
 yellow (c_k / h_t), intermediate nodes are light blue and carry their genotype node number. Every
 connected pair (i, j) is **one** arrow whose label lists all of the edge's active ops, one per line (an
 edge with several ops, Eq. 1-2, reads as one connection, as in the paper's figure); plain grey arrows join
-the output's nodes to the output, and, in the recurrent cell, x_t and h_{t-1} to node 0 (fixed, not
+the output's nodes to the output (dashed and pale from an empty node: one that no op reaches, zero, drawn
+dashed with "(empty)"), and, in the recurrent cell, x_t and h_{t-1} to node 0 (fixed, not
 searched). Node names use real subscripts. A title names the cell and, where the genotype records them,
 M, the derivation rule and the run (a published genotype: its name and source). Labels stay legible with
 50+ ops: ops on one edge stack in one label instead of one arrow each.
@@ -78,8 +79,13 @@ def cell_diagram(cell: CellGenotype, name: str = "cell", caption: str | None = N
     external = layout.family == "rnn"   # x_t and h_{t-1} are outside the numbered nodes
     for k, label in enumerate(layout.input_labels):
         g.node(f"in{k}" if external else _node_id(k), subscript_label(label), fillcolor=INPUT_COLOR)
+    fed = {j for _, j in cell.edges} | ({0} if external else set())  # node 0 of the recurrent cell: x_t, h_{t-1}
+    empty = [j for j in range(0 if external else layout.n_inputs, cell.n_nodes) if j not in fed]
     for j in range(0 if external else layout.n_inputs, cell.n_nodes):
-        g.node(_node_id(j), str(j), fillcolor=NODE_COLOR)
+        if j in empty:  # no op reaches it: it is zero, and adds nothing to the output
+            g.node(_node_id(j), f"{j}\\n(empty)", fillcolor="white", style="dashed", color="gray", fontcolor="gray")
+        else:
+            g.node(_node_id(j), str(j), fillcolor=NODE_COLOR)
     if external:
         for k in range(len(layout.input_labels)):
             g.edge(f"in{k}", _node_id(0), color="gray")
@@ -87,7 +93,7 @@ def cell_diagram(cell: CellGenotype, name: str = "cell", caption: str | None = N
         g.edge(_node_id(i), _node_id(j), label="\\n".join(ops))  # DOT line breaks: one op per line
     g.node("out", subscript_label(layout.output_label), fillcolor=OUTPUT_COLOR)
     for j in cell.concat:
-        g.edge(_node_id(j), "out", color="gray")
+        g.edge(_node_id(j), "out", **({"color": "lightgray", "style": "dashed"} if j in empty else {"color": "gray"}))
     return g
 
 

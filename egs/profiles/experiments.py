@@ -62,6 +62,10 @@ class ProtocolSettings(Settings):
     selection: bool = True
     random_search_cells: int = 24
     random_search_rnn_cells: int = 8
+    # Random cells with exactly the (edge, op) picks into every node of each searched cell (egs.arch.baselines.
+    # op_matched_random), one per searched cell (Table 5: per trained M): the control for density, which size- and
+    # rule-matched random cells do not give (the node rule's random cells have about twice a searched cell's ops).
+    op_matched_cells: bool = False
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ FIELD_CHECKS: dict[str, Callable[[object, str], Any]] = {
     "mc_samples": _COUNT, "count_samples": _SIZE, "Ks": _ints(1), "Ms": _ints(1),
     "seeds": _ints(0), "random_cells": _SIZE, "random_rnn_cells": _SIZE, "search_seeds": _ints(0),
     "ablation_Ms": _ints(1), "single_draw_epochs": _SIZE, "selection": check_bool, "random_search_cells": _SIZE,
-    "random_search_rnn_cells": _SIZE,
+    "random_search_rnn_cells": _SIZE, "op_matched_cells": check_bool,
 }
 
 

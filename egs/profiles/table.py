@@ -33,9 +33,11 @@ TABLE: dict[str, dict[str, dict[str, Any]]] = {
     },
     "protocol": {  # seeds per trained cell, random cells, search seeds (docs/settings.md#protocol)
         "smoke": dict(seeds=(0,), random_cells=1, random_rnn_cells=1, search_seeds=(0,), ablation_Ms=(1, 4, 7),
-                      single_draw_epochs=3, random_search_cells=2, random_search_rnn_cells=2),  # every code path
+                      single_draw_epochs=3, random_search_cells=2, random_search_rnn_cells=2,
+                      op_matched_cells=True),  # every code path
         "cpu": dict(seeds=(0, 1, 2), random_cells=3, random_rnn_cells=2, search_seeds=(0, 1), ablation_Ms=(1, 4, 7),
-                    single_draw_epochs=12, selection=False, random_search_cells=0, random_search_rnn_cells=0),
+                    single_draw_epochs=12, selection=False, random_search_cells=0, random_search_rnn_cells=0,
+                    op_matched_cells=True),
         "paper": dict(),  # DARTS's protocol: 4 searches, best of them and best of 24 (8) random cells by selection
     },
     "search": {  # CIFAR-10 cell search (docs/settings.md#search; studies/search.py)

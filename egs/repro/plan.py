@@ -111,7 +111,8 @@ def _cifar_03(profile: str, p: dict, protocol: Any, seeds: list[int]) -> Iterato
     random = protocol.random_cells if p.get("random_cells") is None else int(p["random_cells"])
     baselines = p.get("baselines", True)
     searched = 1 if protocol.selection else len(protocol.search_seeds)
-    for cell in _cells(searched, random + (1 if baselines and protocol.random_search_cells else 0), baselines):
+    random += (1 if protocol.random_search_cells else 0) + (searched if protocol.op_matched_cells else 0)
+    for cell in _cells(searched, random if baselines else 0, baselines):
         for s in seeds:
             yield f"{cell}, seed {s}", settings("train_cifar", profile, epochs=p.get("epochs"), seed=s), DARTS_V2
     for k in range(protocol.random_search_cells if baselines else 0):
@@ -135,7 +136,8 @@ def _ptb_05(profile: str, p: dict, protocol: Any, seeds: list[int]) -> Iterator[
         yield f"selection of search seed {s}", settings("select_ptb", profile), DARTS_V2_RNN
     baselines = p.get("baselines", True)
     random = protocol.random_rnn_cells if p.get("random_cells") is None else int(p["random_cells"])
-    for cell in _cells(1, random + (1 if baselines and protocol.random_search_rnn_cells else 0), baselines):
+    random += (1 if protocol.random_search_rnn_cells else 0) + (1 if protocol.op_matched_cells else 0)
+    for cell in _cells(1, random if baselines else 0, baselines):
         for s in seeds:
             yield f"{cell}, seed {s}", settings("lm_train_ptb", profile, seed=s), DARTS_V2_RNN
     for k in range(protocol.random_search_rnn_cells if baselines else 0):
@@ -154,9 +156,10 @@ def _ablation_07(profile: str, p: dict, protocol: Any, seeds: list[int]) -> Iter
         yield f"search M = {M}", (search_settings(profile, M=M, epochs=p.get("search_epochs")) if M in train_Ms else
                                   settings("ablation_search", profile, M=M, epochs=p.get("search_epochs"))), None
     for M in train_Ms:
-        for s in seeds:
-            yield (f"M = {M}, seed {s}", settings("ablation_train", profile, epochs=p.get("train_epochs"), seed=s),
-                   DARTS_V2)
+        for cell in ("EGS", "op-matched random")[: 2 if protocol.op_matched_cells else 1]:
+            for s in seeds:
+                yield (f"M = {M}, {cell}, seed {s}",
+                       settings("ablation_train", profile, epochs=p.get("train_epochs"), seed=s), DARTS_V2)
 
 
 def _nb201_08(profile: str, p: dict, protocol: Any, seeds: list[int]) -> Iterator[tuple]:

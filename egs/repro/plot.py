@@ -72,9 +72,12 @@ def inclusion_curves(Ms: Sequence[int], profile: str | None = None,
     title = title if profile is None else f"{title}\n(exact, profile {profile})"
     x = np.linspace(0, 1, 201)
     fig, ax = plt.subplots(figsize=(4.6, 3.6))
+    # p_k itself is the M = 1 curve (one draw: the Gumbel-softmax case), so it is drawn wide and pale underneath and
+    # M = 1 on top with markers: neither hides the other
+    ax.plot(x, x, color="0.75", lw=5, solid_capstyle="butt", label="p_k (proportional)", zorder=1)
     for M in Ms:
-        ax.plot(x, 1 - (1 - x) ** M, label=f"M = {M}")
-    ax.plot(x, x, "k--", lw=1, label="p_k (proportional)")
+        ax.plot(x, 1 - (1 - x) ** M, zorder=2, label=f"M = {M}" + (" (= p_k)" if M == 1 else ""),
+                **({"marker": "o", "markevery": 20, "markersize": 4} if M == 1 else {}))
     ax.set_xlabel("p_k")
     ax.set_ylabel("P(code_k = 1)")
     ax.set_title(title, fontsize=10)
@@ -87,9 +90,12 @@ def num_active_plot(table: pd.DataFrame, K: int, profile: str | None = None) -> 
     """Distribution of the number of active ops per edge among ``K`` ops, for each M (``table``:
     :func:`egs.repro.propositions.num_active_table` output; its Ms come from ``profile``, named in the title)."""
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
-    sns.barplot(data=table, x="active ops", y="probability", hue="M", ax=ax, palette="viridis")
+    Ms = sorted(table["M"].unique())
+    # M as categories: a numeric hue gets seaborn's "brief" legend, which names only some of the values
+    sns.barplot(data=table.assign(M=table["M"].astype(str)), x="active ops", y="probability", hue="M",
+                hue_order=[str(M) for M in Ms], ax=ax, palette="viridis")
     ax.set_title(f"Active operations per edge, K = {K}, uniform p" + (f", profile {profile}" if profile else ""))
-    ax.legend(title="M", ncol=3, fontsize=8)
+    ax.legend(title="M", ncol=len(Ms) if len(Ms) <= 9 else 5, fontsize=8, loc="upper right", columnspacing=0.8)
     fig.tight_layout()
     return fig
 
@@ -116,5 +122,30 @@ def p_evolution(first: Mapping[str, Any], last: Mapping[str, Any], edge_names: S
             ax.tick_params(labelsize=9)
     if title:
         fig.suptitle(title, fontsize=14)
+    fig.tight_layout()
+    return fig
+
+
+def curves_by_method(curves: Mapping[tuple[str, str], Mapping[Any, tuple[Sequence[int], Sequence[float]]]],
+                     methods: Mapping[str, str], ylabel: str, title: str) -> plt.Figure:
+    """Training curves, one panel per method: ``curves[(cell, method)][seed] = (epochs, values)``; each cell is its
+    mean over seeds with a band from the lowest to the highest seed, so a panel holds a few lines, not one per
+    training. ``methods`` maps a method to its panel title (panels in that order, the absent ones left out)."""
+    import numpy as np
+    present = [m for m in methods if any(kind == m for _, kind in curves)]
+    fig, axes = plt.subplots(1, len(present), figsize=(3.6 * len(present), 3.4), sharey=True, squeeze=False)
+    for ax, method in zip(axes[0], present):
+        for cell, kind in (key for key in curves if key[1] == method):
+            runs = list(curves[(cell, kind)].values())
+            n = min(len(e) for e, _ in runs)  # the epochs every seed reached
+            epochs, values = runs[0][0][:n], np.array([v[:n] for _, v in runs], dtype=float)
+            line, = ax.plot(epochs, values.mean(0), "o-", ms=3, label=f"{cell} ({len(runs)} seeds)")
+            if len(runs) > 1:
+                ax.fill_between(epochs, values.min(0), values.max(0), color=line.get_color(), alpha=0.2, lw=0)
+        ax.set_title(methods[method], fontsize=10)
+        epoch_axis(ax)
+        ax.legend(fontsize=6, loc="upper right")
+    axes[0][0].set_ylabel(ylabel)
+    fig.suptitle(title + " (mean over seeds, band: lowest to highest seed)", fontsize=10)
     fig.tight_layout()
     return fig

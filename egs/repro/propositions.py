@@ -100,3 +100,36 @@ def num_active_table(K: int, Ms: Sequence[int], p: Sequence[float] | None = None
                 rows.append({"M": M, "active ops": n, "probability": prob,
                              "expected": float(dist.expected_active())})
     return pd.DataFrame(rows)
+
+
+def proposition1_table(n_inputs: int = 2, n_nodes: int = 2, K: int = 3) -> pd.DataFrame:
+    """Proposition 1 (one and only one code per network) checked by enumeration on a small cell: ``n_inputs``
+    inputs, ``n_nodes`` ordered intermediate nodes (node j reads every earlier node), ``K`` ops, with and without a
+    "zero" op among them. Every code is built into its network, the set of (edge, non-zero op) pairs it switches on;
+    the table counts codes, distinct networks, codes per network and networks up to a relabelling of the
+    intermediate nodes (the same computation, its nodes numbered otherwise: a permutation of channels)."""
+    import itertools
+    edges = [(i, j) for j in range(n_inputs, n_inputs + n_nodes) for i in range(j)]
+    middle = list(range(n_inputs, n_inputs + n_nodes))
+    rows = []
+    for zero in (True, False):
+        ops = range(1, K) if zero else range(K)  # op 0 is "zero" in the first setting
+        networks: dict[frozenset, int] = {}
+        for bits in itertools.product((0, 1), repeat=len(edges) * K):
+            net = frozenset((e, k) for n, e in enumerate(edges) for k in ops if bits[n * K + k])
+            networks[net] = networks.get(net, 0) + 1
+
+        def canonical(net: frozenset) -> tuple:  # the smallest form over relabellings that keep edges forward
+            forms = []
+            for perm in itertools.permutations(middle):
+                relabel = {**{i: i for i in range(n_inputs)}, **dict(zip(middle, perm))}
+                moved = {((relabel[i], relabel[j]), k) for (i, j), k in net}
+                if all(i < j for (i, j), _ in moved):
+                    forms.append(tuple(sorted(moved)))
+            return min(forms)
+        per = set(networks.values())
+        rows.append({"ops": f"K = {K}, " + ("'zero' among them" if zero else "no 'zero'"), "edges": len(edges),
+                     "codes": 2 ** (len(edges) * K), "distinct networks": len(networks),
+                     "codes per network": per.pop() if len(per) == 1 else f"{min(per)}-{max(per)}",
+                     "networks up to node relabelling": len({canonical(n) for n in networks})})
+    return pd.DataFrame(rows)
