@@ -67,6 +67,8 @@ def test_bad_requests_are_one_clear_error(tmp_path):
         RunSpec(egs.settings("train_cifar", "smoke"), tmp_path / "x")
     with pytest.raises(EGSError, match="no option.*bogus"):
         run_all({"a": spec}, "local", {"bogus": 1})
+    with pytest.raises(EGSError, match="'inline' takes no options"):
+        run_all({"a": spec}, "inline", {"workers": 2})
     with pytest.raises(EGSError, match="unknown executor 'cloud'"):
         reproduce("smoke", only=["01"], results=tmp_path / "r", executor="cloud")
 

@@ -249,14 +249,13 @@ def run_all(specs: Mapping[Any, RunSpec], executor: str | None = "inline", optio
     if len(set(dirs)) != len(dirs):
         twice = sorted({str(d) for d in dirs if dirs.count(d) > 1})
         raise EGSError(f"two declared runs share the run directory {twice[0]}; give every run its own.")
+    if executor == "inline" and options:
+        raise EGSError(f"executor 'inline' takes no options (given: {', '.join(sorted(options))}); they are for "
+                       "'local' or 'slurm'.")
     complete = [run_state(s) == "complete" for s in todo]
     pending = [s for s, done in zip(todo, complete) if not done]
     start = time.perf_counter()
     if executor == "inline" or not pending:
-        if options:
-            unknown = sorted(set(options) - {"threads"})
-            if unknown and executor == "inline":
-                raise EGSError(f"executor 'inline' takes no option(s) {', '.join(unknown)}.")
         ran = [_outcome(lambda s=s: execute(s, progress=True), s, lambda _: None) for s in pending]
     elif executor == "local":
         ran = _local(pending, options or {}, echo)
